@@ -1,0 +1,1 @@
+"""X-SAM inference core: model, checkpoints, tasks, predictor. No Gradio imports here."""
