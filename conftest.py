@@ -1,0 +1,1 @@
+"""Pytest root: makes the repository importable as-is (no install step needed)."""

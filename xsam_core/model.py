@@ -1,0 +1,197 @@
+"""The X-SAM model: dual image encoders, LLM, projectors, connector, segmentor.
+
+Attribute names equal the official checkpoint's prefixes (`llm.`, `visual_encoder.`, `segmentor.`,
+`visual_projector.`, `seg_projector.`, `seg_connector.`, `llm_projector.`, `bg_embeds.`), so the
+archive-layout state dict maps onto it with one rename (`visual_encoder.vision_model.` →
+`visual_encoder.`, because transformers 5.x's `SiglipVisionModel` has no `vision_model` level).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Phi3Config, Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM, SiglipVisionConfig, SiglipVisionModel
+
+from .config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, XSamConfig
+from .modules import ConvConnector, Projector, region_sample_points, sample_region_feature
+from .segmentor import DecoderOutput, PixelFeatures, XSegmentor
+
+LLM_CLASSES = {"phi3": (Phi3Config, Phi3ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
+
+
+@dataclass
+class ImageEncoding:
+    """Everything the model computes from the image alone: reused by every request on it."""
+
+    image_tokens: torch.Tensor  # [1, N_siglip + N_sam, H_llm]: spliced at <image>
+    seg_map: torch.Tensor  # [g/2, g/2, H_llm]: SAM tokens as a map, the region sampler's input
+    pixels: PixelFeatures  # pixel-decoder outputs
+
+    def nbytes(self) -> int:
+        tensors = [self.image_tokens, self.seg_map, self.pixels.mask_features, *self.pixels.multi_scale_features]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _layers_to_run(select: int, num_layers: int) -> int:
+    """hidden_states index → how many layers produce it (index 0 is the embedding output)."""
+    return select if select >= 0 else num_layers + 1 + select
+
+
+class XSamModel(nn.Module):
+    def __init__(self, cfg: XSamConfig, attn_implementation: str = "sdpa"):
+        super().__init__()
+        self.config = cfg
+        llm_config_cls, llm_cls = LLM_CLASSES[cfg.llm_type]
+        llm_config = llm_config_cls(**cfg.llm)
+        llm_config._attn_implementation = attn_implementation
+        self.llm = llm_cls(llm_config)
+        vision_config = SiglipVisionConfig(**cfg.vision)
+        vision_config._attn_implementation = attn_implementation
+        self.visual_encoder = SiglipVisionModel(vision_config)
+        h_llm, h_sam = cfg.llm_hidden, cfg.sam["hidden_size"]
+        self.visual_projector = Projector(cfg.vision["hidden_size"], h_llm)
+        self.segmentor = XSegmentor(cfg, attn_implementation)
+        self.seg_projector = Projector(h_sam, h_llm, downsample_ratio=cfg.seg_downsample_ratio)
+        self.seg_connector = ConvConnector(h_sam, cfg.connector_hidden_dim, cfg.connector_scales)
+        self.llm_projector = Projector(h_llm, cfg.mask_dim)
+        self.bg_embeds = nn.Embedding(1, cfg.mask_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.bg_embeds.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.bg_embeds.weight.dtype
+
+    # --- image side ------------------------------------------------------------------------------
+
+    def siglip_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """SigLIP `hidden_states[visual_select_layer]` (no post-layernorm), layers beyond it skipped."""
+        enc = self.visual_encoder
+        n = _layers_to_run(self.config.visual_select_layer, len(enc.encoder.layers))
+        h = enc.embeddings(pixel_values)
+        for layer in enc.encoder.layers[:n]:
+            h = layer(h, None)
+        return h
+
+    def encode_image(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor, trace: dict | None = None,
+                     timer=lambda stage: nullcontext()) -> ImageEncoding:
+        """Both encoders, projectors, connector and pixel decoder; `timer(stage)` wraps each stage."""
+        cfg = self.config
+        with timer("siglip"):
+            siglip = self.siglip_features(siglip_pixels)
+            visual_tokens = self.visual_projector(siglip)
+        with timer("sam"):
+            n_sam = len(self.segmentor.encoder.layers)
+            sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]))
+            seg_in = sam_states[_layers_to_run(cfg.visual_select_layer, n_sam)]
+            seg_tokens = self.seg_projector(seg_in)
+        with timer("pixel_decoder"):
+            maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
+            pixels = self.segmentor.pixel_features(maps)
+        side = int(round(seg_tokens.shape[1] ** 0.5))
+        if trace is not None:
+            trace.update({
+                "siglip.hidden_selected": siglip, "visual_projector.out": visual_tokens,
+                "sam.hidden_states": torch.cat(sam_states), "seg_projector.in": seg_in,
+                "seg_projector.out": seg_tokens, "pixel_decoder.mask_features": pixels.mask_features,
+            })
+            trace.update({f"seg_connector.out.{i}": m for i, m in enumerate(maps)})
+            trace.update({f"pixel_decoder.multi_scale_features.{i}": m
+                          for i, m in enumerate(pixels.multi_scale_features)})
+        return ImageEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens[0].view(side, side, -1), pixels)
+
+    def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None, trace: dict | None = None):
+        """One LLM-space vector per visual-prompt mask ([N, S, S] on the padded SAM canvas)."""
+        vectors = []
+        for k, mask in enumerate(masks):
+            points, idx = region_sample_points(mask, self.config.sampler_points, generator)
+            vectors.append(sample_region_feature(enc.seg_map, points.to(enc.seg_map.device)))
+            if trace is not None:
+                trace[f"sampler.points.{k}"], trace[f"sampler.point_indices.{k}"] = points, idx
+        out = torch.stack(vectors)
+        if trace is not None:
+            trace["sampler.out"] = out
+        return out
+
+    # --- language side ---------------------------------------------------------------------------
+
+    def embed(self, ids: list[int], enc: ImageEncoding, regions: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with the image tokens spliced at <image> and one vector per <region>."""
+        table = self.llm.get_input_embeddings()
+        pieces, text, n_region = [], [], 0
+
+        def flush():
+            if text:
+                pieces.append(table(torch.tensor(text, device=self.device)))
+                text.clear()
+
+        for i in ids:
+            if i == IMAGE_TOKEN_INDEX:
+                flush()
+                pieces.append(enc.image_tokens[0])
+            elif i == REGION_TOKEN_INDEX:
+                flush()
+                pieces.append(regions[n_region : n_region + 1])
+                n_region += 1
+            else:
+                text.append(i)
+        flush()
+        return torch.cat(pieces)[None]
+
+    def lm_hidden(self, inputs_embeds: torch.Tensor, cache=None):
+        """Last-layer hidden states (after the final norm) and the updated KV cache."""
+        out = self.llm.model(inputs_embeds=inputs_embeds, cache=cache, use_cache=cache is not None)
+        return out.last_hidden_state, cache
+
+    # --- segmentation side -----------------------------------------------------------------------
+
+    def decode_masks(self, enc: ImageEncoding, cond: torch.Tensor, seg: torch.Tensor,
+                     embed_masks=None, cond_lens=None) -> DecoderOutput:
+        return self.segmentor.decode(enc.pixels, cond, seg, embed_masks, cond_lens)
+
+    def upsample(self, mask_logits: torch.Tensor) -> torch.Tensor:
+        """Last prediction's mask logits → the SAM canvas (only this one is ever upsampled)."""
+        size = self.config.sam["image_size"]
+        return F.interpolate(mask_logits, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def expand_ids(ids: list[int], num_image_tokens: int) -> list[int]:
+    """The id sequence as the LLM sees it: <image> repeated once per visual token."""
+    out = []
+    for i in ids:
+        out.extend([i] * num_image_tokens if i == IMAGE_TOKEN_INDEX else [i])
+    return out
+
+
+def span_ids(ids: list[int], start: int, end: int) -> list[int]:
+    """Phrase index for every token from `start` to `end` inclusive (in order of appearance), else -1."""
+    out, current, n = [], -1, 0
+    for i in ids:
+        if i == start:
+            current = n
+            n += 1
+        out.append(current)
+        if i == end:
+            current = -1
+    return out
+
+
+def mark_ids(ids: list[int], token: int) -> list[int]:
+    """Index of each occurrence of `token` (0, 1, ...) at its position, else -1."""
+    out, n = [], 0
+    for i in ids:
+        out.append(n if i == token else -1)
+        n += i == token
+    return out
+
+
+def mean_by_id(states: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """Mean of `states` rows per non-negative id, ids in ascending order → [num_ids, D]."""
+    ids_t = torch.tensor(ids, device=states.device)
+    return torch.stack([states[ids_t == k].mean(0) for k in sorted(set(ids) - {-1})])

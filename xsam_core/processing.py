@@ -1,0 +1,112 @@
+"""Images in: decoding every image mode safely, and the two X-SAM preprocessors (spec §5)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000  # beyond this a request is refused: it would take minutes and gigabytes
+
+
+class ImageError(ValueError):
+    """A user-facing problem with an input image."""
+
+
+def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Any image source (path, bytes, PIL, HxW[xC] array) → an RGB PIL image, upright per EXIF.
+
+    Transparent images are composited on white; 16-bit and float images are scaled to 8 bits.
+    """
+    try:
+        if isinstance(src, Image.Image):
+            img = src
+        elif isinstance(src, np.ndarray):
+            img = Image.fromarray(_to_uint8(src))
+        elif isinstance(src, (bytes, bytearray)):
+            img = Image.open(io.BytesIO(src))
+        elif isinstance(src, (str, Path)):
+            img = Image.open(src)
+        else:
+            raise ImageError(f"unsupported image input of type {type(src).__name__}")
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ImageError("the image is empty (zero width or height)")
+        if w * h > max_pixels:
+            raise ImageError(f"the image has {w}×{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageError(f"cannot read the image: {e}") from e
+    except FileNotFoundError as e:
+        raise ImageError(f"no such image file: {src}") from e
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float64)
+    lo, hi = np.nanmin(a), np.nanmax(a)
+    return ((a - lo) / (hi - lo if hi > lo else 1) * 255).round().astype(np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(img))).convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _normalise(arr: np.ndarray, mean, std) -> torch.Tensor:
+    x = torch.from_numpy(np.array(arr)).float().permute(2, 0, 1) * (1 / 255)
+    mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return ((x - mean) / std)[None]
+
+
+def siglip_pixels(img: Image.Image, proc: dict) -> torch.Tensor:
+    """Expand to a square filled with the mean colour (image centred), resize, normalise."""
+    if proc.get("expand_to_square", True):
+        w, h = img.size
+        side = max(w, h)
+        fill = tuple(int(255 * m) for m in proc["mean"])
+        canvas = Image.new("RGB", (side, side), fill)
+        canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+        img = canvas
+    size = proc["size"]
+    arr = np.asarray(img.resize((size, size), resample=proc["resample"]))
+    return _normalise(arr, proc["mean"], proc["std"])
+
+
+def sam_scaled_size(h: int, w: int, longest: int) -> tuple[int, int]:
+    scale = longest / max(h, w)
+    return int(h * scale + 0.5), int(w * scale + 0.5)
+
+
+def sam_pixels(img: Image.Image, proc: dict) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Longest side → `longest_edge`, normalise, zero-pad bottom/right to a square canvas."""
+    longest = proc["longest_edge"]
+    h, w = sam_scaled_size(img.height, img.width, longest)
+    arr = np.asarray(img.resize((w, h), resample=proc["resample"]))
+    x = _normalise(arr, proc["mean"], proc["std"])
+    out = torch.zeros(1, 3, longest, longest)
+    out[:, :, :h, :w] = x
+    return out, (h, w)
+
+
+def sam_mask(mask: np.ndarray, scaled: tuple[int, int], longest: int) -> torch.Tensor:
+    """A 0/1 mask at original size → nearest-resized onto the padded SAM canvas (int64)."""
+    h, w = scaled
+    small = Image.fromarray(mask.astype(np.uint8)).resize((w, h), resample=Image.NEAREST)
+    out = torch.zeros(longest, longest, dtype=torch.int64)
+    out[:h, :w] = torch.from_numpy(np.asarray(small).astype(np.int64))
+    return out

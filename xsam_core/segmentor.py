@@ -1,0 +1,133 @@
+"""X-SAM's segmentor: SAM ViT encoder, Mask2Former pixel decoder and masked-attention decoder,
+with X-SAM's two changes to the decoder (the <SEG> embedding added to every query, per-phrase
+repetition of the image features) and the cosine class head.
+
+All heavy parts are the transformers 5.x classes; only the thin forward of the transformer
+module is written here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Mask2FormerConfig, SamVisionConfig
+from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerPixelDecoder,
+    Mask2FormerTransformerModule,
+)
+from transformers.models.sam.modeling_sam import SamVisionEncoder
+
+from .config import XSamConfig
+
+
+class SharedImageEmbedding(nn.Module):
+    """SAM's prompt positional-embedding buffer: unused by X-SAM but part of its checkpoint."""
+
+    def __init__(self, num_pos_feats: int):
+        super().__init__()
+        self.register_buffer("positional_embedding", torch.zeros(2, num_pos_feats))
+
+
+@dataclass
+class PixelFeatures:
+    """Pixel-decoder outputs for one image: what the mask decoder attends to."""
+
+    mask_features: torch.Tensor  # [1, D, h, w]
+    multi_scale_features: list  # 3 × [1, D, h_i, w_i], low resolution first
+
+
+@dataclass
+class DecoderOutput:
+    class_logits: torch.Tensor  # [B', Q, K] last layer
+    mask_logits_lowres: list  # every prediction's [B', Q, h, w] (initial + each layer)
+    last_hidden: torch.Tensor  # [Q, B', D] after the decoder layernorm
+
+
+def mask2former_config(cfg: XSamConfig) -> Mask2FormerConfig:
+    return Mask2FormerConfig(use_pretrained_backbone=False, **cfg.mask2former)
+
+
+def sam_vision_config(cfg: XSamConfig, attn_implementation: str) -> SamVisionConfig:
+    sam = SamVisionConfig(**cfg.sam)
+    sam._attn_implementation = attn_implementation
+    return sam
+
+
+class XSegmentor(nn.Module):
+    def __init__(self, cfg: XSamConfig, attn_implementation: str = "sdpa"):
+        super().__init__()
+        m2f = mask2former_config(cfg)
+        self.shared_image_embedding = SharedImageEmbedding(cfg.sam["num_pos_feats"])
+        self.encoder = SamVisionEncoder(sam_vision_config(cfg, attn_implementation))
+        self.pixel_decoder = Mask2FormerPixelDecoder(m2f, feature_channels=cfg.feature_channels)
+        self.decoder = Mask2FormerTransformerModule(in_features=m2f.hidden_dim, config=m2f)
+        self.logit_scale = nn.Parameter(torch.tensor([math.log(1 / 0.07)]))
+        self.clamp = cfg.class_logit_clamp
+        self.masked_fill = cfg.class_logit_masked_fill
+
+    def encode(self, pixel_values: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+        """SAM ViT hidden states 0..num_layers (0 = patch + position embedding), channels-last."""
+        enc = self.encoder
+        h = enc.patch_embed(pixel_values)
+        if enc.pos_embed is not None:
+            h = h + enc.pos_embed
+        states = [h]
+        for layer in enc.layers[:num_layers]:
+            h = layer(h)
+            states.append(h)
+        return states
+
+    def pixel_features(self, connector_maps: list[torch.Tensor]) -> PixelFeatures:
+        out = self.pixel_decoder(connector_maps, return_dict=True)
+        return PixelFeatures(out.mask_features, list(out.multi_scale_features))
+
+    def decode(
+        self,
+        pixels: PixelFeatures,
+        cond_embeds: torch.Tensor,
+        seg_embeds: torch.Tensor,
+        embed_masks: torch.Tensor | None = None,
+        cond_lens: list[int] | None = None,
+    ) -> DecoderOutput:
+        """Masked-attention decoder conditioned on <SEG> (added to every query) + cosine class head."""
+        dec = self.decoder
+        mask_features, levels = pixels.mask_features, pixels.multi_scale_features
+        if cond_lens is not None:  # one decoder pass per referring phrase
+            reps = torch.tensor(cond_lens, device=mask_features.device)
+            mask_features = mask_features.repeat_interleave(reps, dim=0)
+            levels = [x.repeat_interleave(reps, dim=0) for x in levels]
+        batch = mask_features.shape[0]
+        features, positions, sizes = [], [], []
+        for i in range(dec.num_feature_levels):
+            x = levels[i]
+            sizes.append(x.shape[-2:])
+            positions.append(dec.position_embedder(x.shape, x.device, x.dtype, None).flatten(2).permute(2, 0, 1))
+            features.append(
+                (dec.input_projections[i](x).flatten(2) + dec.level_embed.weight[i][None, :, None]).permute(2, 0, 1)
+            )
+        query_pos = dec.queries_embedder.weight.unsqueeze(1).repeat(1, batch, 1)
+        queries = dec.queries_features.weight.unsqueeze(1).repeat(1, batch, 1)
+        queries = queries + seg_embeds.transpose(0, 1)  # [B',1,D] → [1,B',D]: the same shift for every query
+        out = dec.decoder(
+            inputs_embeds=queries,
+            multi_stage_positional_embeddings=positions,
+            pixel_embeddings=mask_features,
+            encoder_hidden_states=features,
+            query_position_embeddings=query_pos,
+            feature_size_list=sizes,
+            return_dict=True,
+        )
+        last = out.intermediate_hidden_states[-1]
+        logits = self.class_logits(last.transpose(0, 1), cond_embeds, embed_masks)
+        return DecoderOutput(logits, list(out.masks_queries_logits), last)
+
+    def class_logits(self, queries: torch.Tensor, conds: torch.Tensor, embed_masks: torch.Tensor | None):
+        logits = self.logit_scale.exp() * (F.normalize(queries, dim=-1) @ F.normalize(conds, dim=-1).transpose(1, 2))
+        logits = logits.clamp(-self.clamp, self.clamp)
+        if embed_masks is not None:
+            logits = logits.masked_fill(embed_masks[:, None, :] == 0, self.masked_fill)
+        return logits

@@ -1,0 +1,28 @@
+"""Grounded caption generation: a caption whose <p>phrases</p> each get a mask."""
+
+from __future__ import annotations
+
+from .common import Choices, DecodeContext, TaskOutput
+from .refseg import best_query_masks
+
+TEMPLATES = [
+    "Could you please give me a brief description of the image? Please respond with interleaved segmentation masks for the corresponding parts of the answer.",
+    "Can you provide a brief description of the this image? Please output interleaved segmentation masks for the corresponding phrases.",
+    "Please briefly describe the contents of the image. Please respond with interleaved segmentation masks for the corresponding parts of the answer.",
+    "Could you give a brief explanation of what can be found within this picture? Please output interleaved segmentation masks for the corresponding phrases.",
+    "Could you give me an brief explanation of this picture? Please respond with interleaved segmentation masks for the corresponding phrases.",
+    "Could you provide me with a briefly analysis of this photo? Please output interleaved segmentation masks for the corresponding parts of the answer.",
+]
+
+
+class GcgSeg:
+    name = "gcgseg"
+    conditions_from_output = True  # the phrases come from the generated caption
+    refer = False
+
+    def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
+        choices.image_draw()
+        return "<image>\n" + choices.template(TEMPLATES), {}
+
+    def postprocess(self, ctx: DecodeContext) -> TaskOutput:
+        return best_query_masks(ctx, paint=True)

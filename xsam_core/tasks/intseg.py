@@ -1,0 +1,41 @@
+"""Interactive segmentation: the object under one visual prompt (click, box, scribble or mask)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import Choices, DecodeContext, Segment, TaskOutput, box_iou, covers_negative, mask_box, query_mask, topk_pairs
+from .genseg import PromptError
+from .vgdseg import region_question
+
+
+class IntSeg:
+    name = "intseg"
+    conditions_from_output = False
+    refer = False
+
+    def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
+        if num_regions != 1:
+            raise PromptError(f"interactive segmentation takes exactly one visual prompt (got {num_regions}); "
+                              "use vgdseg for several")
+        return region_question(1, choices), {}
+
+    def postprocess(self, ctx: DecodeContext) -> TaskOutput:
+        """Among candidates scoring ≥ threshold (or the best one), the mask whose box best overlaps the
+        prompt's; candidates in top-k order, so ties resolve as officially. Masks covering a negative
+        point are skipped. Masks are made one at a time: only scores and boxes are kept."""
+        prompt_box = mask_box(ctx.prompt_masks[0])
+        candidates = []  # (score, query, box)
+        for query, _, prob in topk_pairs(ctx):
+            mask, mask_score = query_mask(ctx, query)
+            if covers_negative(mask, ctx.negative_points):
+                continue
+            candidates.append((prob * mask_score, query, mask_box(mask)))
+        if not candidates:
+            return TaskOutput()
+        best = max(c[0] for c in candidates)
+        kept = [c for c in candidates if c[0] >= ctx.threshold or c[0] == best]
+        score, query, _ = max(kept, key=lambda c: box_iou(c[2], prompt_box))
+        mask, _ = query_mask(ctx, query)
+        label_map = np.where(mask, 1.0, 255.0).astype(np.float32)
+        return TaskOutput([Segment(mask, ctx.labels[0], score, 0)], label_map)

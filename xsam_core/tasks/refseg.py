@@ -1,0 +1,62 @@
+"""Referring segmentation: one mask for a referring expression ("the red box on the left")."""
+
+from __future__ import annotations
+
+from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, to_original
+from .genseg import PromptError
+
+TEMPLATES = [
+    "Please identify and segment the {phrase} in this image.",
+    "Please segment {phrase} in this image.",
+    "What is {phrase} in this image? Please output the corresponding segmentation mask.",
+    "Can you segment {phrase} in this image? Please generate the segmentation mask.",
+    "Could you provide a segmentation mask for the {phrase} in this image? Please provide the segmentation mask.",
+    "Where is the {phrase} in this picture? Please output the segmentation masks.",
+    "Can you highlight the {phrase} in this image with a segmentation mask? Please output the segmentation mask.",
+    "Could you provide a segmentation mask for the {phrase} in this image? Please respond with the segmentation mask.",
+    "Where is the {phrase} in this picture? Please output the corresponding segmentation mask.",
+    "Can you highlight the {phrase} in this image with a segmentation mask? Please output the segmentation mask.",
+]
+MASK_THRESHOLD = 0.5  # the official refseg post-processing ignores the score threshold
+
+
+class RefSeg:
+    name = "refseg"
+    conditions_from_output = False
+    refer = True  # one decoder pass per phrase (cond_lens)
+
+    def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
+        phrase = text.strip().lower()
+        if not phrase:
+            raise PromptError("type a referring expression, e.g. “the red box on the left”")
+        choices.image_draw()
+        question = choices.template(TEMPLATES).format(phrase=f"<p>{phrase}</p>")
+        return "<image>\n" + question, {"phrase": phrase}
+
+    def postprocess(self, ctx: DecodeContext) -> TaskOutput:
+        return best_query_masks(ctx, paint=False)
+
+
+def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
+    """Per phrase j: the query with the highest probability of class j, its mask at sigmoid > 0.5.
+
+    refseg/reaseg (`paint=False`): one decoder pass per phrase, map 1 = mask / 255 = rest.
+    gcgseg (`paint=True`): one pass for all phrases, phrase j painted as j+1, later phrases on top.
+    """
+    import numpy as np
+
+    label_map = np.full(tuple(ctx.original), 255, dtype=np.int64)
+    segments, info = [], []
+    for j, label in enumerate(ctx.labels):
+        b = 0 if paint else j
+        probs = class_probs(ctx.class_logits[b])[:, j]
+        q = int(probs.argmax())
+        mask = (to_original(ctx.mask_logits[b, q][None], ctx.scaled, ctx.original)[0].sigmoid() > MASK_THRESHOLD).numpy()
+        score = round(float(probs[q]), 6)
+        label_map[mask] = j + 1 if paint else 1
+        segments.append(Segment(mask, label, score, j))
+        info.append({"id": j + 1 if paint else 0, "category_id": j, "score": score})
+    if paint:  # later phrases overwrite earlier ones on the map; keep the segments consistent with it
+        for j, seg in enumerate(segments):
+            seg.mask = label_map == j + 1
+    return TaskOutput(segments, label_map, {"segments_info": info})
