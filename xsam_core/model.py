@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Phi3Config, Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM, SiglipVisionConfig, SiglipVisionModel
+from transformers import (
+    Phi3Config,
+    Phi3ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+)
 
 from .config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, XSamConfig
 from .modules import ConvConnector, Projector, region_sample_points, sample_region_feature

@@ -321,8 +321,8 @@ class Predictor:
             if not spec.refer:
                 trace["embed_masks"] = embed_masks
         with self._stage(timings, "postprocess"):
-            prompt_masks = [to_original(m[None].float(), entry.scaled, pred.image_size, "nearest")[0].bool().cpu().numpy()
-                            for m in canvas_masks]
+            prompt_masks = [to_original(m[None].float(), entry.scaled, pred.image_size, "nearest")[0]
+                            .bool().cpu().numpy() for m in canvas_masks]
             ctx = DecodeContext(out.class_logits.float().cpu(), masks.float().cpu(), entry.scaled, pred.image_size,
                                 threshold, labels[: conds.shape[0]], meta, prompt_masks, regions.negative_points)
             result = spec.postprocess(ctx)

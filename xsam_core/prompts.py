@@ -102,7 +102,7 @@ def _mask_from_item(item: dict, h: int, w: int) -> np.ndarray:
     if "rle" in item:
         rle = dict(item["rle"])
         if list(rle.get("size", [])) != [h, w]:
-            raise VisualPromptError(f"mask size {rle.get('size')} does not match the {w}×{h} image ([H, W] = [{h}, {w}])")
+            raise VisualPromptError(f"mask size {rle.get('size')} does not match the image's [H, W] = [{h}, {w}]")
         if isinstance(rle.get("counts"), str):
             rle["counts"] = rle["counts"].encode()
         try:

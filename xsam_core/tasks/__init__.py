@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import gcgseg, genseg, reaseg, refseg, vgdseg
 from .chat import Chat
 from .gcgseg import GcgSeg
 from .genseg import GenSeg, OvSeg, PromptError
@@ -25,6 +26,13 @@ DESCRIPTIONS = {
 }
 
 
+# Question templates and the official training answers, per task (intseg shares vgdseg's).
+TEMPLATES = {"genseg": genseg.TEMPLATES, "refseg": refseg.TEMPLATES, "reaseg": reaseg.TEMPLATES,
+             "gcgseg": gcgseg.TEMPLATES, "vgdseg": vgdseg.TEMPLATES}
+ANSWERS = {"genseg": genseg.ANSWERS, "refseg": refseg.ANSWERS, "gcgseg": gcgseg.ANSWER_ENDINGS,
+           "vgdseg": vgdseg.ANSWERS}
+
+
 def get_task(name: str):
     try:
         return TASKS[name]
@@ -32,4 +40,4 @@ def get_task(name: str):
         raise PromptError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
 
 
-__all__ = ["TASKS", "DESCRIPTIONS", "get_task", "PromptError"]
+__all__ = ["TASKS", "DESCRIPTIONS", "TEMPLATES", "ANSWERS", "get_task", "PromptError"]

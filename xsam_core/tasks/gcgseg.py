@@ -13,6 +13,8 @@ TEMPLATES = [
     "Could you give me an brief explanation of this picture? Please respond with interleaved segmentation masks for the corresponding phrases.",
     "Could you provide me with a briefly analysis of this photo? Please output interleaved segmentation masks for the corresponding parts of the answer.",
 ]
+# The caption is followed by one of these (official training data).
+ANSWER_ENDINGS = ["<SEG>.", "And <SEG>.", "The segmentation mask is <SEG>.", "And the segmentation mask is <SEG>."]
 
 
 class GcgSeg:

@@ -22,6 +22,8 @@ TEMPLATES = [
     "Could you output segmentation masks for this image that highlight the following categories: {categories}? Please output the segmentation masks.",
     "Could you provide segmentation masks for this image according to the specified categories: {categories}? Please respond with the segmentation masks.",
 ]
+# Answers of the official training data: what the model learnt to say.
+ANSWERS = ["<SEG>.", "It is <SEG>.", "Sure, <SEG>.", "Sure, it is <SEG>.", "Sure, the segmentation result is <SEG>."]
 OVERLAP_THRESHOLD = 0.8  # compute_segments: a query's visible area must be > 80 % of its own mask
 MASK_THRESHOLD = 0.5
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Choices, DecodeContext, Segment, TaskOutput, box_iou, covers_negative, mask_box, query_mask, topk_pairs
+from .common import (
+    Choices,
+    DecodeContext,
+    Segment,
+    TaskOutput,
+    box_iou,
+    covers_negative,
+    mask_box,
+    query_mask,
+    topk_pairs,
+)
 from .genseg import PromptError
 from .vgdseg import region_question
 

@@ -17,6 +17,7 @@ TEMPLATES = [
     "Where is the {phrase} in this picture? Please output the corresponding segmentation mask.",
     "Can you highlight the {phrase} in this image with a segmentation mask? Please output the segmentation mask.",
 ]
+ANSWERS = ["<SEG>.", "It is <SEG>.", "Sure, <SEG>.", "Sure, it is <SEG>.", "Sure, the segmentation mask is <SEG>."]
 MASK_THRESHOLD = 0.5  # the official refseg post-processing ignores the score threshold
 
 

@@ -15,6 +15,8 @@ TEMPLATES = [
     "Could you output segmentation masks for this image that highlight the following regions: {regions}? Please output the segmentation masks.",
     "Could you provide segmentation masks for this image according to the specified regions: {regions}? Please respond with the segmentation masks.",
 ]
+# Answers of the official training data: what the model learnt to say.
+ANSWERS = ["<SEG>.", "It is <SEG>.", "Sure, <SEG>.", "Sure, it is <SEG>.", "Sure, the segmentation result is <SEG>."]
 
 
 def region_question(num_regions: int, choices: Choices) -> str:
