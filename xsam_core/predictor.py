@@ -175,7 +175,8 @@ class Predictor:
                 forced = self.tokenizer.encode(force_answer + self.template["SUFFIX"], add_special_tokens=False)
             gen = self._generate(entry, ids, region_vectors, budget, timings, forced, trace)
             pred = self._segment(spec, meta, entry, ids, gen, regions, canvas_masks, img, threshold, timings, trace)
-        pred.info.update(self.describe(), image_cached=hit, seed=seed, prompt=apply_template(question, self.template))
+        pred.info.update(self.describe(), image_cached=hit, seed=seed, prompt=apply_template(question, self.template),
+                         negative_points=regions.negative_points)
         pred.timings = timings
         return pred
 
