@@ -247,7 +247,9 @@ def tiny_config(vocab_size: int = 64, llm_type: str = "qwen3", **overrides) -> X
     if llm_type == "qwen3":
         llm.update(head_dim=16, use_sliding_window=False)
     else:
-        llm.update(num_key_value_heads=4, sliding_window=None, original_max_position_embeddings=1024)
+        # Phi3Config's default eos/pad id (32000) lies outside a tiny vocabulary
+        llm.update(num_key_value_heads=4, sliding_window=None, original_max_position_embeddings=1024,
+                   bos_token_id=1, eos_token_id=2, pad_token_id=0)
     cfg = XSamConfig(
         llm_type=llm_type, llm=llm,
         vision=dict(SIGLIP2_SO400M_384, hidden_size=32, intermediate_size=64, num_hidden_layers=3,

@@ -370,7 +370,9 @@ def build_model(cfg: XSamConfig, dtype: torch.dtype = torch.float32, attn_implem
     torch.set_default_dtype(dtype)
     try:
         with no_init_weights():
-            return XSamModel(cfg, attn_implementation)
+            model = XSamModel(cfg, attn_implementation)
     finally:
         torch.set_default_dtype(previous)
+    model.llm.tie_weights()  # no_init_weights also skips tying lm_head to embed_tokens (tied configs)
+    return model
 
