@@ -115,18 +115,23 @@ def _tied_keys(model: torch.nn.Module) -> dict[str, str]:
 
 
 def check_keys(model: torch.nn.Module, sd: dict) -> list[str]:
-    """Problems between a module-key state dict and the model: missing, unexpected, mis-shaped."""
+    """Problems between a module-key state dict and the model: missing, unexpected, mis-shaped.
+    Keys are named as in the official (archive-layout) file, which is what a user can look up."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tied = _tied_keys(model)
     problems = []
     for k, shape in expected.items():
         if k not in sd:
             if not (k in tied and tied[k] in sd):
-                problems.append(f"missing: {k} {list(shape)}")
+                problems.append(f"missing: {_archive_name(k)} {list(shape)}")
         elif tuple(sd[k].shape) != shape:
-            problems.append(f"shape: {k} checkpoint {list(sd[k].shape)} vs model {list(shape)}")
-    problems += [f"unexpected: {k} {list(sd[k].shape)}" for k in sd if k not in expected]
+            problems.append(f"shape: {_archive_name(k)} checkpoint {list(sd[k].shape)} vs model {list(shape)}")
+    problems += [f"unexpected: {_archive_name(k)} {list(sd[k].shape)}" for k in sd if k not in expected]
     return problems
+
+
+def _archive_name(key: str) -> str:
+    return next(iter(to_archive_keys({key: None})))
 
 
 def load_weights(model: torch.nn.Module, sd: dict, dtype: torch.dtype | None = None) -> None:
@@ -177,30 +182,32 @@ def _weights_file(folder: Path) -> Path:
     raise CheckpointError(f"no weights in {folder} (looked for {', '.join(WEIGHT_FILES)})")
 
 
-def resolve(model: str, tokenizer: str | None = None) -> dict:
+def resolve(model: str, tokenizer: str | None = None, cache_dir: str | Path | None = None) -> dict:
     """Turn a model argument into local files: {config, weights, tokenizer}.
 
     `model` is a self-contained folder (config.json + weights + tokenizer), an official weights
     file (then `tokenizer` names a tokenizer folder or hub id), or a hub id: `hao9610/X-SAM`
     (optionally `hao9610/X-SAM:xsam-qwen3-4b`) for the released weights, any other id for a
-    self-contained folder on the hub. Hub files go through huggingface_hub's cache, so a cached
-    model works offline (HF_HUB_OFFLINE=1).
+    self-contained folder on the hub. Hub files go through huggingface_hub's cache (`cache_dir`,
+    default HF_HUB_CACHE), so a cached model works offline (HF_HUB_OFFLINE=1).
     """
     path = Path(model).expanduser()
     if path.is_dir():
         cfg = XSamConfig.load(path / "config.json") if (path / "config.json").exists() else None
-        return dict(config=cfg, weights=_weights_file(path),
-                    tokenizer=Path(tokenizer) if tokenizer else _tokenizer_dir(path))
+        tok = _fetch_tokenizer(tokenizer, cache_dir) if tokenizer else _tokenizer_dir(path)
+        return dict(config=cfg, weights=_weights_file(path), tokenizer=tok)
     if path.is_file():
         if tokenizer is None:
             raise CheckpointError(f"{path} is a bare weights file: also pass --tokenizer (a folder or hub id)")
-        return dict(config=None, weights=path, tokenizer=_fetch_tokenizer(tokenizer))
+        return dict(config=None, weights=path, tokenizer=_fetch_tokenizer(tokenizer, cache_dir))
+    if path.suffix in (".bin", ".safetensors", ".pt", ".pth") or model.startswith((".", "/", "~")):
+        raise CheckpointError(f"no such file or folder: {path}")  # a path, not a hub id: don't ask the hub
     if model.count("/") != 1 and not model.startswith(HUB_REPO):
         raise CheckpointError(f"{model!r} is neither a local path nor a hub id (owner/name)")
-    return _resolve_hub(model, tokenizer)
+    return _resolve_hub(model, tokenizer, cache_dir)
 
 
-def _resolve_hub(model: str, tokenizer: str | None) -> dict:
+def _resolve_hub(model: str, tokenizer: str | None, cache_dir) -> dict:
     from huggingface_hub import hf_hub_download, snapshot_download
 
     repo, _, variant = model.partition(":")
@@ -208,20 +215,20 @@ def _resolve_hub(model: str, tokenizer: str | None) -> dict:
         variant = variant or "xsam-phi3"
         if variant not in RELEASED:
             raise CheckpointError(f"unknown released variant {variant!r}; choose from {sorted(RELEASED)}")
-        weights = hf_hub_download(HUB_REPO, RELEASED[variant]["file"])
-        tok = _fetch_tokenizer(tokenizer or RELEASED[variant]["tokenizer"])
+        weights = hf_hub_download(HUB_REPO, RELEASED[variant]["file"], cache_dir=cache_dir)
+        tok = _fetch_tokenizer(tokenizer or RELEASED[variant]["tokenizer"], cache_dir)
         return dict(config=preset(variant), weights=Path(weights), tokenizer=tok)
-    folder = Path(snapshot_download(repo))
-    return resolve(str(folder), tokenizer)
+    folder = Path(snapshot_download(repo, cache_dir=cache_dir))
+    return resolve(str(folder), tokenizer, cache_dir)
 
 
-def _fetch_tokenizer(name: str) -> Path:
+def _fetch_tokenizer(name: str, cache_dir=None) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(name, allow_patterns=TOKENIZER_FILES))
+    return Path(snapshot_download(name, allow_patterns=TOKENIZER_FILES, cache_dir=cache_dir))
 
 
 def save_folder(model, tokenizer, out: str | Path, dtype: torch.dtype = torch.bfloat16, extra: dict | None = None):
