@@ -44,7 +44,11 @@ class PixelFeatures:
 class DecoderOutput:
     class_logits: torch.Tensor  # [B', Q, K] last layer
     mask_logits_lowres: list  # every prediction's [B', Q, h, w] (initial + each layer)
-    last_hidden: torch.Tensor  # [Q, B', D] after the decoder layernorm
+    hidden: list  # every prediction's query states [Q, B', D] after the decoder layernorm
+
+    @property
+    def last_hidden(self) -> torch.Tensor:
+        return self.hidden[-1]
 
 
 def mask2former_config(cfg: XSamConfig) -> Mask2FormerConfig:
@@ -121,9 +125,9 @@ class XSegmentor(nn.Module):
             feature_size_list=sizes,
             return_dict=True,
         )
-        last = out.intermediate_hidden_states[-1]
-        logits = self.class_logits(last.transpose(0, 1), cond_embeds, embed_masks)
-        return DecoderOutput(logits, list(out.masks_queries_logits), last)
+        hidden = list(out.intermediate_hidden_states)
+        logits = self.class_logits(hidden[-1].transpose(0, 1), cond_embeds, embed_masks)
+        return DecoderOutput(logits, list(out.masks_queries_logits), hidden)
 
     def class_logits(self, queries: torch.Tensor, conds: torch.Tensor, embed_masks: torch.Tensor | None):
         logits = self.logit_scale.exp() * (F.normalize(queries, dim=-1) @ F.normalize(conds, dim=-1).transpose(1, 2))
