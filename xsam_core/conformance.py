@@ -168,6 +168,10 @@ def main(argv=None) -> int:
     index = args.folder / "index.json"
     cases = json.loads(index.read_text())["cases"] if index.exists() else sorted(
         p.name for p in (args.folder / "cases").iterdir() if p.is_dir())
+    unknown = set(args.case or []) - set(cases)
+    if unknown:
+        print(f"no such case: {', '.join(sorted(unknown))} (have: {', '.join(cases)})")
+        return 2
     pred = load_predictor(args.folder)
     report = Report(args.atol)
     for case in cases:
@@ -178,7 +182,7 @@ def main(argv=None) -> int:
         except Exception as e:  # a crash is a failed case, and the run goes on
             report.line(case, "run", False, f"{type(e).__name__}: {e}")
     print(f"{report.passed} passed, {report.failed} failed")
-    return 1 if report.failed else 0
+    return 1 if report.failed or not report.passed else 0
 
 
 if __name__ == "__main__":

@@ -97,8 +97,13 @@ def _fork(cache: DynamicCache) -> DynamicCache:
 
 
 class Predictor:
-    def __init__(self, model: XSamModel, tokenizer, name: str = "", cache_bytes: int = 2 << 30):
+    def __init__(self, model: XSamModel, tokenizer, name: str = "", cache_bytes: int = 2 << 30,
+                 naive: bool = False):
+        """`naive=True` reproduces the official pipeline's costs, for benchmarks: no image or prefix
+        cache (the whole prompt is prefilled every time), every decoder prediction upsampled to the
+        SAM canvas and every query's mask resized to the original image."""
         self.model = model.eval()
+        self.naive = naive
         self.tokenizer = tokenizer
         self.config: XSamConfig = model.config
         self.name = name or self.config.name
@@ -191,7 +196,7 @@ class Predictor:
         timings[name] = timings.get(name, 0.0) + (time.perf_counter() - t) * 1000
 
     def _image_entry(self, img, key: str, timings: dict, trace: dict | None = None) -> tuple[_ImageEntry, bool]:
-        entry = self.cache.get(key) if trace is None else None
+        entry = self.cache.get(key) if trace is None and not self.naive else None
         if entry is not None:
             return entry, True
         dtype = self.model.dtype
@@ -222,7 +227,7 @@ class Predictor:
 
         Returns the generated ids and the last-layer states of every token fed to the LLM (the prompt,
         then each generated token but the last: generation stops before feeding it back)."""
-        cut = ids.index(IMAGE_TOKEN_INDEX) + 1
+        cut = len(ids) - 1 if self.naive else ids.index(IMAGE_TOKEN_INDEX) + 1  # naive: one prefill
         prefix = self._prefix(entry, ids[:cut], timings)
         cache = _fork(prefix.cache)
         model, table = self.model, self.model.llm.get_input_embeddings()
@@ -311,6 +316,9 @@ class Predictor:
                 embed_masks = torch.ones(cond_in.shape[:2], device=self.device)
                 out = self.model.decode_masks(entry.encoding, cond_in, segs[None], embed_masks)
             masks = self.model.upsample(out.mask_logits_lowres[-1])
+            if self.naive:  # the official code upsamples all predictions and resizes every query's mask
+                _ = [self.model.upsample(m) for m in out.mask_logits_lowres[:-1]]
+                _ = to_original(masks[0], entry.scaled, pred.image_size)
         if trace is not None:
             trace.update({
                 "cond_embeds.raw": conds, "seg_embeds.raw": segs,

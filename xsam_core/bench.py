@@ -1,0 +1,172 @@
+"""Benchmark: per-stage latency and peak memory, optimised vs the official pipeline's choices.
+
+    python -m xsam_core.bench [--models embedded,phi3] [--repeats 3] [--json bench.json]
+
+For each model, three scenarios, each in a fresh worker process (so that its peak memory is its
+own), on the same image, request and machine:
+
+* naive  — the official pipeline's choices: no cache, the whole prompt prefilled every time, all
+           decoder predictions upsampled to the SAM canvas, every query's mask resized;
+* cold   — this Predictor, first request on an image;
+* cached — this Predictor, a further request on the same image (another click / question).
+
+Models: `embedded` (the shipped tiny model) and `phi3` (the full-size released Phi-3 architecture
+with random bf16 weights: its speed and memory are those of the real model; the tokenizer is a
+stand-in of the same prompt length, as the Phi-3 tokenizer cannot be downloaded here). Answers are
+forced to the same tokens in every scenario so that decoding lengths are equal.
+
+Printed: a table (milliseconds per stage, total, peak RSS, peak RSS above the loaded weights) and
+one JSON object with every number and the ratios the targets are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+STAGES = ["preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
+          "postprocess"]
+ANSWER = "Sure, it is <SEG>."
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def scene_image(size=(640, 480)) -> np.ndarray:
+    """A 640×480 shapes-world scene (the official CPU measurement used 640×480 too)."""
+    from . import shapes
+
+    rng = np.random.default_rng(7)
+    return shapes.generate_scene(rng, width=size[0], height=size[1]).image
+
+
+def load(model: str):
+    from .predictor import Predictor
+
+    if model == "embedded":
+        return Predictor.load(None)
+    if model == "phi3":
+        return phi3_random()
+    raise ValueError(model)
+
+
+def phi3_random():
+    """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
+    from . import embedded
+    from .config import preset
+    from .predictor import Predictor, build_model
+
+    cfg = preset("xsam-phi3")
+    model = build_model(cfg, torch.bfloat16, "sdpa")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02, generator=gen)
+    tok = embedded.build_tokenizer(embedded.corpus(200))
+    tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])  # ids of <SEG>, <p>, </p> as in Phi-3
+    from .checkpoint import add_xsam_tokens
+
+    add_xsam_tokens(tok)
+    return Predictor(model, tok, name="xsam-phi3 (random weights)")
+
+
+def worker(model: str, scenario: str, repeats: int) -> dict:
+    torch.manual_seed(0)
+    before = _rss_mb()
+    pred = load(model)
+    pred.naive = scenario == "naive"
+    loaded = _rss_mb()
+    image = scene_image()
+    h, w = image.shape[:2]
+    clicks = [[{"kind": "point", "x": w // 3 + 7 * i, "y": h // 2 + 5 * i}] for i in range(repeats + 1)]
+    runs = []
+    if scenario == "cached":  # the image was seen before: one request to warm the caches
+        pred.predict(image, "intseg", prompts=clicks[-1], force_answer=ANSWER)
+    for i in range(repeats):
+        if scenario == "cold":
+            pred.cache.clear()
+        t = time.perf_counter()
+        out = pred.predict(image, "intseg", prompts=clicks[i], force_answer=ANSWER)
+        runs.append({"total": (time.perf_counter() - t) * 1000, **out.timings})
+    stages = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in ["total"] + STAGES}
+    peak = _peak_rss_mb()
+    return {"model": model, "scenario": scenario, "repeats": repeats, "ms": stages,
+            "peak_rss_mb": round(peak, 1), "weights_rss_mb": round(loaded - before, 1),
+            "peak_above_loaded_mb": round(peak - loaded, 1), "device": str(pred.device),
+            "dtype": str(pred.model.dtype).replace("torch.", ""), "threads": torch.get_num_threads()}
+
+
+def run_worker(model: str, scenario: str, repeats: int) -> dict:
+    cmd = [sys.executable, "-m", "xsam_core.bench", "--worker", model, scenario, "--repeats", str(repeats)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    cols = ["total"] + STAGES
+    head = f"{'model':10s} {'scenario':8s} " + " ".join(f"{c[:9]:>9s}" for c in cols) + "   peak MB  work MB"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        ms = " ".join(f"{r['ms'][c]:9.1f}" for c in cols)
+        mem = f"{r['peak_rss_mb']:9.0f} {r['peak_above_loaded_mb']:8.0f}"
+        lines.append(f"{r['model']:10s} {r['scenario']:8s} {ms} {mem}")
+    return "\n".join(lines)
+
+
+def ratios(results: list[dict]) -> dict:
+    out = {}
+    for model in {r["model"] for r in results}:
+        by = {r["scenario"]: r for r in results if r["model"] == model}
+        if {"naive", "cold", "cached"} <= set(by):
+            out[model] = {
+                "cached_over_cold_time": round(by["cached"]["ms"]["total"] / by["cold"]["ms"]["total"], 3),
+                "naive_over_cold_time": round(by["naive"]["ms"]["total"] / by["cold"]["ms"]["total"], 3),
+                "cold_over_naive_peak_rss": round(by["cold"]["peak_rss_mb"] / by["naive"]["peak_rss_mb"], 3),
+                "cold_over_naive_working_memory": round(
+                    by["cold"]["peak_above_loaded_mb"] / max(by["naive"]["peak_above_loaded_mb"], 1e-9), 3),
+            }
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m xsam_core.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="embedded,phi3")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--worker", nargs=2, metavar=("MODEL", "SCENARIO"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.repeats)))
+        return 0
+    results = []
+    for model in args.models.split(","):
+        repeats = args.repeats if model == "embedded" else 1
+        for scenario in ("naive", "cold", "cached"):
+            print(f"# {model} {scenario} ...", file=sys.stderr, flush=True)
+            results.append(run_worker(model, scenario, repeats))
+    print(table(results))
+    summary = {"results": results, "ratios": ratios(results)}
+    print(json.dumps(summary))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
