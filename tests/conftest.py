@@ -11,8 +11,13 @@ REF_MODEL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "xsam-
 
 @pytest.fixture(scope="session")
 def ref_model() -> Path:
+    """The fixture folder. Also pins torch to one thread: the tiny model gains nothing from more, and
+    threads competing for shared cores make it up to 100× slower."""
     if not (REF_MODEL / "pytorch_model.bin").exists():
         pytest.skip(f"reference fixture missing: {REF_MODEL}")
+    import torch
+
+    torch.set_num_threads(1)
     return REF_MODEL
 
 

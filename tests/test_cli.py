@@ -9,6 +9,8 @@ from pycocotools import mask as mask_utils
 from xsam_core.__main__ import main
 from xsam_core.tasks import TASKS
 
+# pycocotools' decode trips a numpy-2 deprecation inside its own code
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 PANOPTIC = ["--task", "genseg", "--text", "ins: red box, blue ball; sem: sky, grass-merged", "--answer", "Sure, <SEG>."]
 
 
