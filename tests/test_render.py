@@ -129,3 +129,12 @@ def test_tiny_and_large_images():
     out = overlay(gray_image(h, w), pred)
     assert out.size == (w, h)
     assert time.perf_counter() - start < 5
+
+
+def test_label_of_a_thin_mask_on_a_large_image_sits_on_the_mask():
+    h, w = 1200, 1600
+    pred = Prediction(task="genseg", text="", image_size=(h, w),
+                      segments=[Segment(box_mask(h, w, 700, 701, 100, 1500), "wire", 0.5, 0)])
+    out = np.asarray(overlay(gray_image(h, w), pred))
+    label_rows = np.nonzero((out == rgb(segment_colors(pred)[0])).all(-1).any(1))[0]
+    assert label_rows.min() > 650 and label_rows.max() < 750

@@ -64,13 +64,17 @@ def _label_annotator(h: int, w: int, color, text_color, position: sv.Position) -
 
 
 def _inner_point(mask: np.ndarray) -> tuple[int, int]:
-    """The pixel deepest inside the mask (on a ≤256-px copy: supervision's centre of mass is slow on
-    large images and falls outside non-convex masks)."""
-    step = max(1, max(mask.shape) // 256)
-    small = np.pad(mask[::step, ::step], 1).astype(np.uint8)  # padded: the image border counts as outside
-    dist = cv2.distanceTransform(small, cv2.DIST_L2, 3)
+    """The pixel deepest inside the mask, found on a ≤256-px copy (supervision's centre of mass is
+    slow on large images and falls outside non-convex masks)."""
+    h, w = mask.shape
+    step = max(1, max(h, w) // 256)
+    small = mask.astype(np.uint8) * 255
+    if step > 1:  # area averaging: a thin part still covers its small pixel
+        small = cv2.resize(small, (-(-w // step), -(-h // step)), interpolation=cv2.INTER_AREA)
+    dist = cv2.distanceTransform(np.pad(small > 0, 1).astype(np.uint8), cv2.DIST_L2, 3)  # border = outside
     y, x = np.unravel_index(int(dist.argmax()), dist.shape)
-    return (x - 1) * step, (y - 1) * step
+    sy, sx = h / small.shape[0], w / small.shape[1]
+    return min(int((x - 0.5) * sx), w - 1), min(int((y - 0.5) * sy), h - 1)
 
 
 def _label_detections(masks: list[np.ndarray], class_ids: list[int]) -> sv.Detections:
