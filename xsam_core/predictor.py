@@ -284,7 +284,7 @@ class Predictor:
             trace["llm.seg_ids_expanded"] = torch.tensor([mark_ids(prompt_ids + generated, seg)])
         phrases = self._phrases(fed if from_output else ids, p, q)
         raw = self.tokenizer.decode(generated)
-        pred = Prediction(task=spec.name, text=self._clean(raw, spec.name), raw_text=raw,
+        pred = Prediction(task=spec.name, text=self._clean(raw, spec.name), raw_text=self._strip_stops(raw),
                           image_size=(img.height, img.width), mode=meta.get("mode"),
                           regions=regions.masks, region_names=regions.names)
         labels = self._labels(spec.name, meta, phrases, regions)
@@ -358,12 +358,15 @@ class Predictor:
             return [f"prompt {name}" for name in regions.names]
         return phrases
 
+    def _strip_stops(self, text: str) -> str:
+        for word in self.template["STOP_WORDS"] + [self.tokenizer.eos_token or ""]:
+            text = text.replace(word, "") if word else text
+        return text.strip()
+
     def _clean(self, raw: str, task: str) -> str:
         """The official demo's clean-up, with every template stop word removed (the official code
         removes only Phi-3's `<|end|>`)."""
-        text = raw.strip()
-        for word in self.template["STOP_WORDS"]:
-            text = text.replace(word, "")
+        text = self._strip_stops(raw)
         text = text.replace("<p> ", "<p>").replace("</p> ", "</p>")
         if task != "gcgseg":
             text = text.replace("<p>", "").replace("</p>", "")

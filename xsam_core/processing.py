@@ -40,10 +40,10 @@ def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
         img.load()
         img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageError(f"cannot read the image: {e}") from e
     except FileNotFoundError as e:
         raise ImageError(f"no such image file: {src}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageError(f"cannot read the image: {e}") from e
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ class Prediction:
     info: dict = field(default_factory=dict)  # model, device, dtype, cache hits, seed, notes
     regions: list = field(default_factory=list)  # visual-prompt masks as the model saw them (bool [H, W])
     region_names: list = field(default_factory=list)
-    raw_text: str = ""  # the decoded generation, special tokens included
+    raw_text: str = ""  # the decoded answer with <p>, </p>, <SEG> (template end markers removed)
 
     @property
     def masks(self) -> list[np.ndarray]:
@@ -40,6 +41,17 @@ class Prediction:
     @property
     def scores(self) -> list[float]:
         return [s.score for s in self.segments]
+
+    def pieces(self) -> list[tuple[str, int | None]]:
+        """The answer for display: text pieces, each grounded phrase tagged with its index."""
+        out: list[tuple[str, int | None]] = []
+        for j, part in enumerate(re.split(r"<p>(.*?)</p>", self.raw_text)):
+            part = _tidy(part.replace("<SEG>", "[SEG]"))
+            if j % 2:
+                out.append((part.strip(), j // 2))
+            elif part.strip():
+                out.append((part if out else part.lstrip(), None))
+        return out
 
     def to_json(self) -> dict:
         """COCO-style result: one entry per mask with RLE, box, label, score, category index."""
@@ -75,6 +87,12 @@ class Prediction:
                 zf.writestr(f"mask_{i:03d}_{_slug(s.label)}.png", png_bytes(s.mask))
             zf.writestr("prediction.json", json.dumps(self.to_json(), indent=1))
         return buf.getvalue()
+
+
+def _tidy(text: str) -> str:
+    """Word-level decoding spaces punctuation out ("circle ." → "circle."); put it back."""
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r" ([.,;:?!])", r"\1", text)
 
 
 def _xywh(box) -> list[int]:

@@ -119,27 +119,30 @@ def panoptic(ctx: DecodeContext) -> TaskOutput:
 def semantic(ctx: DecodeContext) -> TaskOutput:
     """Per-pixel argmax of Σ_q softmax(class) · sigmoid(mask), no void.
 
-    Classes are resized to full resolution 16 at a time, keeping a running argmax: the same map as
-    resizing all of them at once, with bounded memory for large vocabularies and images.
+    Classes are resized to full resolution 16 at a time with a running argmax: the same map as
+    resizing all at once, in bounded memory for large vocabularies and images. A class's score is
+    its mean share of the per-pixel total over its pixels (a value in [0, 1]; the raw sums are not
+    probabilities and can exceed 1).
     """
     probs = class_probs(ctx.class_logits[0])  # [Q, C]
     h, w = ctx.scaled
     canvas = ctx.mask_logits[0, :, :h, :w].float().sigmoid()
-    best = best_val = None
+    best = best_val = total = None
     for start in range(0, probs.shape[1], 16):
         sem = to_original(torch.einsum("qc,qhw->chw", probs[:, start:start + 16], canvas), (h, w), ctx.original)
         val, arg = sem.max(0)
         if best is None:
-            best, best_val = arg + start, val
+            best, best_val, total = arg + start, val, sem.sum(0)
         else:
             better = val > best_val
             best, best_val = torch.where(better, arg + start, best), torch.where(better, val, best_val)
+            total = total + sem.sum(0)
     label_map = best.numpy().astype(np.int64)
+    share = (best_val / total.clamp_min(1e-12)).numpy()
     segments = []
     for k in np.unique(label_map):
         mask = label_map == k
-        score = float(best_val[torch.from_numpy(mask)].mean())
-        segments.append(Segment(mask, ctx.labels[k], score, int(k), bool(ctx.meta["isthing"][k])))
+        segments.append(Segment(mask, ctx.labels[k], float(share[mask].mean()), int(k), bool(ctx.meta["isthing"][k])))
     return TaskOutput(segments, label_map)
 
 
