@@ -441,7 +441,7 @@ def export(run: Path, dest: Path) -> None:
     state = torch.load(run / "state.pt", weights_only=False)
     model.load_state_dict(state["model"])
     tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
-    save_folder(model, tokenizer, dest, dtype=torch.float32,
+    save_folder(model, tokenizer, dest, dtype=torch.bfloat16,  # 15 MB instead of 31: the 30 MB budget
                 extra={"steps": state["step"], "training_minutes": round(state["elapsed"] / 60, 1)})
     print(f"exported step {state['step']} ({state['elapsed'] / 60:.1f} min) to {dest}")
 
