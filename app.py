@@ -1,0 +1,44 @@
+"""Entry point (Spaces, Docker, local): options and environment → Predictor → page → launch.
+
+    python app.py [--model M] [--tokenizer T] [--device D] [--port P] [--share] [--log-dir DIR]
+
+`--model` (or XSAM_MODEL): empty for the embedded model, a folder, a weights file or a hub id
+(hao9610/X-SAM). Server name and port also follow GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="X-SAM demo")
+    p.add_argument("--model", default=os.environ.get("XSAM_MODEL") or None,
+                   help="embedded model (default), a folder, a weights file or a hub id; env XSAM_MODEL")
+    p.add_argument("--tokenizer", default=os.environ.get("XSAM_TOKENIZER") or None,
+                   help="tokenizer folder or hub id, when the model does not bring one")
+    p.add_argument("--device", default=os.environ.get("XSAM_DEVICE") or None, help="cuda, cpu, … (default: auto)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    p.add_argument("--log-dir", default=os.environ.get("XSAM_LOG_DIR") or None,
+                   help="log every request (images, prompts, results) here; off by default")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("XSAM_CONCURRENCY", 1)),
+                   help="model requests run at once (others wait in the queue)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app import build_demo, launch_options
+    from xsam_core.predictor import Predictor
+
+    predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device)
+    demo = build_demo(predictor, log_dir=args.log_dir, concurrency=args.concurrency)
+    demo.launch(server_port=args.port, share=args.share, **launch_options())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The one call into the model, wrapped by `spaces.GPU` on Hugging Face ZeroGPU and left as is elsewhere.
+
+The wrapped function closes over the Predictor instead of taking it as an argument: ZeroGPU runs it in
+a worker that receives the arguments pickled, and the model must not travel that way.
+"""
+
+from __future__ import annotations
+
+import gc
+
+try:  # present on Spaces; "effect-free in non-ZeroGPU environments"
+    import spaces
+except ImportError:
+    spaces = None
+
+GPU_SECONDS = 60  # ZeroGPU time slot per request: one image, one answer
+
+
+def model_runner(predictor):
+    """`run(image, task, text, prompts, threshold, seed) -> Prediction`, serialised by the caller's queue."""
+
+    def run(image, task: str, text: str, prompts, threshold: float, seed: int | None):
+        try:
+            return predictor.predict(image, task, text, prompts, threshold=threshold, seed=seed)
+        except Exception as e:
+            if "out of memory" in str(e).lower():
+                predictor.cache.clear()  # drop cached encodings so the next request has room
+                gc.collect()
+            raise
+
+    return spaces.GPU(duration=GPU_SECONDS)(run) if spaces is not None else run
+

@@ -1,0 +1,234 @@
+"""Event handlers of the page. Per-session data lives in `gr.State` (a Canvas, a Result), never here.
+
+Output orders (the layout wires the same lists):
+  canvas outputs: canvas state, canvas image, prompt summary, prompts JSON, active-prompt radio
+  result outputs: result state, overlay, legend, answer, GCG phrases, downloads, status
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from xsam_core.tasks import DESCRIPTIONS
+
+from . import files, views
+from .canvas import PROMPT_TASKS, Canvas, is_canvas_file
+from .errors import USER_ERRORS, friendly, user_message
+from .examples import Example
+from .presets import PRESETS
+from .service import Service
+
+TEXT_FIELDS = {  # task → (label, placeholder); tasks absent here take no text
+    "chat": ("Question", "What colour is the triangle?"),
+    "genseg": ("Classes (`ins:` things; `sem:` stuff)", "ins: circle, square; sem: wall, floor"),
+    "ovseg": ("Category names, comma-separated", "star, circle, wall"),
+    "refseg": ("Referring expression", "the red circle"),
+    "reaseg": ("Question whose answer is an object", "the shape with three corners"),
+}
+NEEDS = {
+    "chat": "an image and a question.",
+    "genseg": "class names as `ins: things; sem: stuff` — both parts give panoptic masks, `ins:` alone "
+              "instances, `sem:` alone a semantic map. Pick a preset instead of typing.",
+    "ovseg": "any category names, comma-separated.",
+    "refseg": "a phrase that names one object.",
+    "reaseg": "a question whose answer is an object.",
+    "gcgseg": "only the image. Click a coloured phrase of the caption to highlight its mask.",
+    "intseg": "one visual prompt on the image: click the object (+ Point), click two corners of a box, "
+              "draw a scribble or upload a mask. − Negative points reject masks that cover them. "
+              "Uses the active prompt.",
+    "vgdseg": "one or more visual prompts on example objects: every similar object gets a mask. "
+              "Use + New prompt for each kind of object.",
+}
+
+
+def parse_seed(text: str | None) -> int | None:
+    """Empty: the deterministic defaults; a number: the official demo's random draws, replayed."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise gr.Error("The seed is a whole number ≥ 0, or empty.", title="Seed", print_exception=False)
+    return int(text)
+
+
+def task_info(task: str) -> str:
+    return f"{DESCRIPTIONS[task]}.  \n**Needs:** {NEEDS[task]}"
+
+
+def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
+    if drawn is None and canvas.base is not None:
+        drawn = canvas.draw(files.request_dir())
+    choices = [(f"Prompt {n}", n) for n in canvas.names]
+    return (canvas, drawn, canvas.summary(), canvas.to_json(), gr.update(choices=choices, value=canvas.active))
+
+
+def empty_results() -> tuple:
+    return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "")
+
+
+def editor_value(canvas: Canvas) -> dict | None:
+    return {"background": canvas.base, "layers": [], "composite": None} if canvas.base else None
+
+
+class Handlers:
+    def __init__(self, service: Service):
+        self.service = service
+
+    # --- image and visual prompts ----------------------------------------------------------------
+
+    def image_changed(self, path: str | None, canvas: Canvas):
+        """A new upload, webcam shot, paste or clear. The canvas' own drawings come back here too
+        (Gradio reports every value change): those are recognised by name and skipped."""
+        if is_canvas_file(path):
+            return (gr.skip(),) * 13
+        canvas = Canvas()
+        if path is not None:
+            try:
+                canvas.set_image(path, files.request_dir())
+            except USER_ERRORS as e:
+                gr.Warning(user_message(e).message)
+                canvas = Canvas()
+        drawn = canvas.draw(files.request_dir()) if canvas.base else None
+        return (*canvas_outputs(canvas, drawn), editor_value(canvas), *empty_results())
+
+    @friendly
+    def click(self, canvas: Canvas, mode: str, task: str, evt: gr.SelectData):
+        message = canvas.click(float(evt.index[0]), float(evt.index[1]), mode)
+        switch = gr.skip()
+        if task not in PROMPT_TASKS:
+            gr.Info("Clicks are visual prompts: switched to interactive segmentation.", duration=3)
+            switch = "intseg"
+        elif canvas.corner is not None:
+            gr.Info(message, duration=3)
+        return (*canvas_outputs(canvas), switch)
+
+    @friendly
+    def undo(self, canvas: Canvas):
+        canvas.undo()
+        return canvas_outputs(canvas)
+
+    @friendly
+    def clear(self, canvas: Canvas):
+        canvas.clear()
+        return canvas_outputs(canvas)
+
+    @friendly
+    def new_prompt(self, canvas: Canvas):
+        canvas.new_prompt()
+        return canvas_outputs(canvas)
+
+    @friendly
+    def select_prompt(self, canvas: Canvas, name: str):
+        canvas.select(name)
+        return canvas_outputs(canvas)
+
+    @friendly
+    def apply_json(self, canvas: Canvas, text: str):
+        canvas.load_json(text)
+        gr.Info(f"{len(canvas.items)} prompt items loaded", duration=3)
+        return canvas_outputs(canvas)
+
+    @friendly
+    def add_strokes(self, canvas: Canvas, editor: dict | None, as_box: bool):
+        """Brush strokes of the scribble editor (every layer) → a mask item, or their bounding box."""
+        layers = [np.asarray(layer) for layer in (editor or {}).get("layers") or [] if layer is not None]
+        strokes = [layer[..., 3] > 0 for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+        if not strokes or not np.any(strokes):
+            raise gr.Error("Draw on the image first (brush tool), then add the strokes.", print_exception=False)
+        gr.Info(canvas.add_mask(np.logical_or.reduce(strokes), as_box=as_box), duration=3)
+        return (*canvas_outputs(canvas), editor_value(canvas))
+
+    @friendly
+    def add_mask(self, canvas: Canvas, path: str | None):
+        """An uploaded mask image: its alpha where it has transparency, else its bright pixels."""
+        if not path:
+            raise gr.Error("Upload a mask image first (white or opaque = the region).", print_exception=False)
+        img = Image.open(path)
+        if img.mode in ("RGBA", "LA", "PA") and img.getchannel("A").getextrema()[0] < 255:
+            mask = np.asarray(img.getchannel("A")) > 127
+        else:
+            mask = np.asarray(img.convert("L")) > 127
+        gr.Info(canvas.add_mask(mask), duration=3)
+        return canvas_outputs(canvas)
+
+    # --- task inputs -----------------------------------------------------------------------------
+
+    @staticmethod
+    def task_changed(task: str):
+        label, placeholder = TEXT_FIELDS.get(task, ("Text", ""))
+        return (task_info(task), gr.update(visible=task in TEXT_FIELDS, label=label, placeholder=placeholder),
+                gr.update(visible=task in ("genseg", "ovseg")), gr.update(visible=task in PROMPT_TASKS))
+
+    @staticmethod
+    def preset_chosen(name: str | None, task: str):
+        if not name:
+            return gr.skip()
+        text = PRESETS[name]
+        if task == "ovseg":  # a plain list: every name a thing
+            text = ", ".join(n.strip() for part in text.split(";") for n in part.split(":")[-1].split(","))
+        return text
+
+    # --- running ---------------------------------------------------------------------------------
+
+    @friendly
+    def run(self, canvas: Canvas, task: str, text: str, threshold: float, seed: str, alpha: float,
+            progress=gr.Progress()):
+        progress(0.1, desc=f"Running {task}…")
+        if canvas.image is None:
+            raise gr.Error("Upload an image, paste one, take a webcam picture or pick an example first.",
+                           title="No image", print_exception=False)
+        pred, total = self.service.predict(canvas.image, task, text, canvas.prompts(task), threshold,
+                                           parse_seed(seed))
+        progress(0.8, desc="Rendering…")
+        result = views.Result(pred, canvas.image, files.request_dir(), alpha=alpha)
+        gcg = gr.update(visible=False, value=None)
+        answer = gr.update(visible=True, value=pred.text or "(no text)")
+        if task == "gcgseg":
+            spans, color_map, result.labels = views.gcg_phrases(pred)
+            gcg = gr.update(visible=True, value=spans, color_map=color_map)
+            answer = gr.update(visible=False, value=views.plain_text(pred))
+        return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, views.exports(result),
+                views.status_line(pred, total))
+
+    # --- result views (no model run) -------------------------------------------------------------
+
+    @friendly
+    def legend_selected(self, result: views.Result | None, evt: gr.SelectData):
+        if result is None:
+            return gr.skip()
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return views.overlay_file(result, highlight=int(row))
+
+    @friendly
+    def phrase_selected(self, result: views.Result | None, evt: gr.SelectData):
+        if result is None or not evt.value:
+            return gr.skip()
+        owned = result.labels.get(evt.value[1] if isinstance(evt.value, (list, tuple)) else evt.value) or []
+        return views.overlay_file(result, highlight=owned[0] if owned else None)
+
+    @friendly
+    def show_all(self, result: views.Result | None):
+        return gr.skip() if result is None else views.overlay_file(result)
+
+    @friendly
+    def opacity_changed(self, result: views.Result | None, alpha: float):
+        if result is None:
+            return gr.skip(), gr.skip()
+        result.alpha = alpha
+        return result, views.overlay_file(result)
+
+    # --- examples --------------------------------------------------------------------------------
+
+    def example_loader(self, examples: list[Example]):
+        @friendly
+        def load(index: int):
+            example = examples[index]
+            canvas = Canvas()
+            canvas.set_image(example.path, files.request_dir())
+            if example.prompts:
+                canvas.load_json(example.prompts)
+            return (*canvas_outputs(canvas), editor_value(canvas), example.task, example.text, *empty_results())
+
+        return load

@@ -1,0 +1,44 @@
+"""The model behind the app: what runs, how it is described, and the one request path UI and API share."""
+
+from __future__ import annotations
+
+import time
+
+from xsam_core.processing import ImageError
+from xsam_core.prompts import VisualPromptError, parse_prompts
+from xsam_core.results import Prediction
+
+from .canvas import PROMPT_TASKS
+from .gpu import model_runner
+from .request_log import RequestLog
+
+EMBEDDED_NAME = "xsam-tiny-shapes"
+
+
+class Service:
+    def __init__(self, predictor, log_dir: str | None = None):
+        self.info = predictor.describe()
+        self.embedded = self.info["model"] == EMBEDDED_NAME
+        self._run = model_runner(predictor)
+        self.log = RequestLog(log_dir) if log_dir else None
+
+    def predict(self, image: str | None, task: str, text: str, prompts, threshold: float,
+                seed: int | None = None) -> tuple[Prediction, float]:
+        """One request → (prediction, wall-clock ms). Raises the core's user-facing errors."""
+        if not image:
+            raise ImageError("no image: upload one, paste one, take a webcam picture or pick an example")
+        items = parse_prompts(prompts) if task in PROMPT_TASKS else []  # the other tasks take none
+        if task in PROMPT_TASKS and not any(not i.get("negative") for i in items):
+            raise VisualPromptError("this task needs a visual prompt: click the object, draw a box or a scribble, "
+                                    "or upload a mask")
+        start = time.perf_counter()
+        try:
+            pred = self._run(image, task, text or "", items, float(threshold), seed)
+        except Exception as e:
+            if self.log:
+                self.log.write(image, task, text, items, threshold, None, error=str(e))
+            raise
+        total = (time.perf_counter() - start) * 1000
+        if self.log:
+            self.log.write(image, task, text, items, threshold, pred.to_json())
+        return pred, total

@@ -1,0 +1,132 @@
+"""Result views: overlay files, legend rows, GCG phrases with their mask colours, downloads, status.
+
+Everything is drawn by `xsam_core.render`; this module only adapts a Prediction to Gradio values.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xsam_core import render
+from xsam_core.processing import load_image
+from xsam_core.results import Prediction
+
+from .canvas import display_scale
+
+STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
+          "postprocess")
+NO_MASK = "#9e9e9e"  # a phrase whose mask is missing
+_PHRASE = re.compile(r"<p>(.*?)</p>", re.S)
+
+
+@dataclass
+class Result:
+    """One session's last prediction, kept so legend clicks re-render without re-running the model."""
+
+    pred: Prediction
+    image: str  # the original image file
+    outdir: Path
+    labels: dict = field(default_factory=dict)  # GCG label → segment indices
+    alpha: float = 0.5
+
+
+def _resized(img: Image.Image, pred: Prediction, scale: float) -> tuple[Image.Image, Prediction]:
+    """The image and a copy of the prediction at display size (masks resized nearest)."""
+    if scale == 1:
+        return img, pred
+    size = (round(img.width * scale), round(img.height * scale))
+
+    def resize(mask: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(size, Image.NEAREST)).astype(bool)
+
+    shown = copy.copy(pred)
+    shown.segments = [copy.copy(s) for s in pred.segments]
+    for s in shown.segments:
+        s.mask = resize(s.mask)
+    shown.regions = [resize(m) for m in pred.regions]
+    shown.image_size = (size[1], size[0])
+    if pred.info.get("negative_points"):
+        shown.info = dict(pred.info, negative_points=[(x * scale, y * scale) for x, y in pred.info["negative_points"]])
+    return img.resize(size, Image.LANCZOS), shown
+
+
+def overlay_file(result: Result, highlight: int | None = None) -> str:
+    """The overlay at display size, in a new uniquely named file."""
+    img = load_image(result.image)
+    img, pred = _resized(img, result.pred, display_scale(*img.size))
+    path = result.outdir / f"overlay-view-{time.time_ns()}.png"
+    render.overlay(img, pred, highlight=highlight, alpha=result.alpha).save(path)
+    return str(path)
+
+
+def exports(result: Result) -> list[str]:
+    """Downloads at the original resolution: overlay PNG, one PNG per mask in a zip, COCO RLE JSON."""
+    pred = result.pred
+    stem = f"xsam-{pred.task}-{time.strftime('%H%M%S')}"
+    png, zipped, js = (result.outdir / f"{stem}{suffix}" for suffix in ("-overlay.png", "-masks.zip", ".json"))
+    render.overlay(load_image(result.image), pred, alpha=result.alpha).save(png)
+    zipped.write_bytes(pred.masks_zip())
+    js.write_text(json.dumps(pred.to_json(), indent=1))
+    return [str(png), str(zipped), str(js)]
+
+
+def legend_rows(pred: Prediction) -> list[list]:
+    h, w = pred.image_size
+    rows = []
+    for i, entry in enumerate(render.legend(pred)):
+        swatch = f'<span class="swatch" style="background:{entry["color"]}"></span>'
+        area = f"{100 * entry['area'] / max(h * w, 1):.1f}%"
+        rows.append([swatch, i + 1, entry["label"], round(float(entry["score"]), 3), area])
+    return rows
+
+
+LEGEND_HEADERS = ["", "#", "label", "score", "area"]
+LEGEND_TYPES = ["html", "number", "str", "number", "str"]
+
+
+def gcg_phrases(pred: Prediction) -> tuple[list[tuple[str, str | None]], dict[str, str], dict[str, list[int]]]:
+    """The GCG answer as HighlightedText spans: each phrase labelled and coloured like its mask.
+
+    Returns (spans, color_map, label → segment indices)."""
+    colors = render.segment_colors(pred)
+    spans: list[tuple[str, str | None]] = []
+    color_map: dict[str, str] = {}
+    segments: dict[str, list[int]] = {}
+    pos = 0
+    for j, match in enumerate(_PHRASE.finditer(pred.text)):
+        if match.start() > pos:
+            spans.append((pred.text[pos:match.start()], None))
+        phrase = match.group(1).strip()
+        label = phrase if phrase not in color_map else f"{phrase} ({j + 1})"
+        owned = [k for k, s in enumerate(pred.segments) if s.category_id == j]
+        color_map[label] = colors[owned[0]] if owned else NO_MASK
+        segments[label] = owned
+        spans.append((phrase, label))
+        pos = match.end()
+    if pos < len(pred.text):
+        spans.append((pred.text[pos:], None))
+    return spans, color_map, segments
+
+
+def plain_text(pred: Prediction) -> str:
+    return _PHRASE.sub(r"\1", pred.text)
+
+
+def status_line(pred: Prediction, total_ms: float) -> str:
+    info = pred.info
+    stages = " · ".join(f"{k} {pred.timings[k]:.0f} ms" for k in STAGES if k in pred.timings)
+    cached = "image cached" if info.get("image_cached") else "image encoded"
+    n = len(pred.segments)
+    line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {info.get('dtype', '?')} · "
+            f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
+    if info.get("note"):
+        line += f"  \nNote: {info['note']}"
+    return line

@@ -1,0 +1,146 @@
+"""The page in a real browser (Debian's Chromium through Playwright): upload, click, box, run, results.
+
+Screenshots of every step go to out/screenshots/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "out" / "screenshots"
+IMAGE = ROOT / "assets" / "examples" / "shapes-8.png"  # 220×180: red circle near (66, 63)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")
+
+
+class Forced:
+    """The reference model (random weights) answering with the official training answers (teacher
+    forcing, as the official evaluation does), so every segmentation request reaches the mask decoder
+    and the page has masks to show."""
+
+    ANSWERS = {"gcgseg": "<p> a red circle </p> in front of <p> the wall </p>. And <SEG>.", "chat": None}
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def predict(self, image, task, *args, **kwargs):
+        return self.predictor.predict(image, task, *args, force_answer=self.ANSWERS.get(task, "Sure, <SEG>."),
+                                      **kwargs)
+
+
+@pytest.fixture(scope="module")
+def url(predictor):
+    from app import build_demo, launch_options
+
+    demo = build_demo(Forced(predictor))
+    _, local_url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    yield local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#canvas")
+    yield page
+    context.close()
+
+
+def prompts(page) -> list[dict]:
+    return json.loads(page.locator("#canvas-json .cm-content").inner_text() or "[]")
+
+
+def upload(page) -> None:
+    """Upload the scene; the app answers with its own drawing of the canvas."""
+    page.locator("#canvas input[type=file]").set_input_files(str(IMAGE))
+    page.wait_for_selector("#canvas img[src*='xsam-canvas-']")
+
+
+def click_image(page, fx: float, fy: float) -> None:
+    """Click the canvas image at a fraction of its displayed size."""
+    img = page.locator("#canvas img").first
+    box = img.bounding_box()
+    img.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+
+
+def test_upload_click_box_run(page):
+    upload(page)
+    page.screenshot(path=SHOTS / "01-uploaded.png", full_page=True)
+
+    click_image(page, 0.30, 0.35)  # on the red circle; switches the task to interactive segmentation
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 point')")
+    assert page.locator("#task input[value=intseg]").is_checked()
+    page.get_by_text("Prompts JSON").click()
+    (point,) = prompts(page)
+    assert point["kind"] == "point" and abs(point["x"] - 66) <= 3 and abs(point["y"] - 63) <= 3
+
+    page.get_by_label("Box (2 clicks)").check()
+    click_image(page, 0.22, 0.25)
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('second corner')")
+    page.screenshot(path=SHOTS / "02-first-corner.png", full_page=True)
+    click_image(page, 0.38, 0.45)
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 box')")
+    box = prompts(page)[1]["box"]
+    assert box[0] < 66 < box[2] and box[1] < 63 < box[3]
+    page.screenshot(path=SHOTS / "03-point-and-box.png", full_page=True)
+
+    page.locator("#run").click()
+    page.wait_for_selector("#overlay img", timeout=60_000)
+    label = page.locator("#legend [data-testid='cell-0-2']")  # first row, label column
+    label.wait_for(timeout=10_000)
+    assert label.inner_text() == "prompt 1"
+    assert "ms" in page.locator("#status").inner_text()
+    page.screenshot(path=SHOTS / "04-result.png", full_page=True)
+
+    before = page.locator("#overlay img").get_attribute("src")
+    label.click()  # highlight: re-rendered without a model run
+    page.wait_for_function(f"document.querySelector('#overlay img')?.src != {json.dumps(before)}")
+    downloads = page.locator("#downloads").inner_text().replace("\n", "")
+    assert all(part in downloads for part in ("-overlay.png", "-masks.zip", ".json"))
+    page.screenshot(path=SHOTS / "05-highlight.png", full_page=True)
+
+
+def test_negative_point_undo_and_named_prompts(page):
+    upload(page)
+    page.locator("#task").get_by_text("Visual-grounded segmentation").click()
+    click_image(page, 0.30, 0.35)
+    page.get_by_label("− Negative point").check()
+    click_image(page, 0.8, 0.2)
+    page.get_by_role("button", name="+ New prompt").click()
+    page.get_by_label("+ Point").check()
+    click_image(page, 0.2, 0.7)
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: 1 point')")
+    summary = page.locator("#prompt-summary").inner_text()
+    assert "negative points: 1" in summary and "Prompt 2: 1 point" in summary
+    page.screenshot(path=SHOTS / "06-named-prompts.png", full_page=True)
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: empty')")
+
+
+def test_run_without_image_shows_a_message(page):
+    page.locator("#run").click()
+    page.get_by_text("Upload an image").first.wait_for(timeout=10_000)
+    page.screenshot(path=SHOTS / "07-no-image.png", full_page=True)
