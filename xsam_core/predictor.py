@@ -26,6 +26,7 @@ from .model import ImageEncoding, XSamModel, expand_ids, mark_ids, mean_by_id, s
 from .processing import load_image, sam_mask, sam_pixels, siglip_pixels
 from .prompting import apply_template, encode_prompt
 from .prompts import build_regions
+from .quantize import quantize_llm
 from .results import Prediction
 from .tasks import PromptError, get_task
 from .tasks.common import Choices, DecodeContext, to_original
@@ -120,16 +121,21 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str | None = None, tokenizer: str | None = None, device: str | None = None,
-             dtype: torch.dtype | None = None, attn_implementation: str = "sdpa", **kw) -> "Predictor":
-        """`model`: None (the embedded model), a folder, an official weights file, or a hub id."""
+             dtype: torch.dtype | None = None, attn_implementation: str = "sdpa", quantize: str | None = None,
+             **kw) -> "Predictor":
+        """`model`: None (the embedded model), a folder, an official weights file, or a hub id.
+        `quantize`: "8bit" or "4bit" LLM weights (bitsandbytes); the rest stays bf16."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
+        if dtype is None:
+            dtype = torch.bfloat16 if torch.device(device).type == "cuda" or quantize else torch.float32
         files = resolve(str(model or EMBEDDED_MODEL), tokenizer)
         sd = read_state_dict(files["weights"])
         cfg = files["config"] or preset(preset_for_state_dict(sd))
         xsam = build_model(cfg, dtype, attn_implementation)
         load_weights(xsam, sd, dtype)
         del sd
+        if quantize:
+            quantize_llm(xsam, quantize, dtype)
         xsam.to(device)
         tok = load_tokenizer(files["tokenizer"])
         return cls(xsam, tok, name=cfg.name, **kw)
@@ -139,7 +145,16 @@ class Predictor:
         return self.model.device
 
     def describe(self) -> dict:
-        return {"model": self.name, "device": str(self.device), "dtype": str(self.model.dtype).replace("torch.", "")}
+        info = {"model": self.name, "device": str(self.device), "dtype": str(self.model.dtype).replace("torch.", "")}
+        if self.quantized:
+            info["llm_weights"] = self.quantized
+        return info
+
+    @property
+    def quantized(self) -> str | None:
+        """"8bit" / "4bit" when the LLM's layers are bitsandbytes ones."""
+        names = {type(m).__name__ for m in self.model.llm.model.layers.modules()}
+        return "8bit" if "Linear8bitLt" in names else "4bit" if "Linear4bit" in names else None
 
     # --- the request -----------------------------------------------------------------------------
 
