@@ -184,11 +184,11 @@ class Handlers:
         progress(0.8, desc="Rendering…")
         result = views.Result(pred, canvas.image, files.request_dir(), alpha=alpha)
         gcg = gr.update(visible=False, value=None)
-        answer = gr.update(visible=True, value=pred.text or "(no text)")
+        answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
         if task == "gcgseg":
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)
-            answer = gr.update(visible=False, value=views.plain_text(pred))
+            answer = gr.update(visible=False, value=views.answer_text(pred))
         return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, views.exports(result),
                 views.status_line(pred, total))
 

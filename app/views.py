@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ from .canvas import display_scale
 STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
           "postprocess")
 NO_MASK = "#9e9e9e"  # a phrase whose mask is missing
-_PHRASE = re.compile(r"<p>(.*?)</p>", re.S)
 
 
 @dataclass
@@ -100,24 +98,21 @@ def gcg_phrases(pred: Prediction) -> tuple[list[tuple[str, str | None]], dict[st
     spans: list[tuple[str, str | None]] = []
     color_map: dict[str, str] = {}
     segments: dict[str, list[int]] = {}
-    pos = 0
-    for j, match in enumerate(_PHRASE.finditer(pred.text)):
-        if match.start() > pos:
-            spans.append((pred.text[pos:match.start()], None))
-        phrase = match.group(1).strip()
-        label = phrase if phrase not in color_map else f"{phrase} ({j + 1})"
+    for text, j in pred.pieces():
+        if j is None:
+            spans.append((text, None))
+            continue
+        label = text if text not in color_map else f"{text} ({j + 1})"  # labels key the colours: unique
         owned = [k for k, s in enumerate(pred.segments) if s.category_id == j]
         color_map[label] = colors[owned[0]] if owned else NO_MASK
         segments[label] = owned
-        spans.append((phrase, label))
-        pos = match.end()
-    if pos < len(pred.text):
-        spans.append((pred.text[pos:], None))
+        spans.append((text, label))
     return spans, color_map, segments
 
 
-def plain_text(pred: Prediction) -> str:
-    return _PHRASE.sub(r"\1", pred.text)
+def answer_text(pred: Prediction) -> str:
+    """The answer as read: phrase markers dropped, word-level spacing tidied, <SEG> shown as [SEG]."""
+    return "".join(text for text, _ in pred.pieces())
 
 
 def status_line(pred: Prediction, total_ms: float) -> str:

@@ -1,0 +1,165 @@
+"""The app's pieces without a server: prompt canvas, result views, presets, seed parsing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.canvas import Canvas, display_scale, is_canvas_file
+from app.presets import ADE20K, COCO_STUFF, COCO_THINGS, PRESETS
+from xsam_core.prompts import VisualPromptError, build_regions
+from xsam_core.results import Prediction
+from xsam_core.tasks.common import Segment
+from xsam_core.tasks.genseg import parse_classes
+
+
+@pytest.fixture
+def canvas(tmp_path) -> Canvas:
+    path = tmp_path / "scene.png"
+    Image.new("RGB", (200, 100), "gray").save(path)
+    c = Canvas()
+    c.set_image(str(path), tmp_path)
+    return c
+
+
+def test_display_scale_enlarges_small_and_reduces_large_images():
+    assert display_scale(200, 100) == 512 / 200
+    assert display_scale(800, 600) == 1
+    assert display_scale(4000, 3000) == 1024 / 4000
+
+
+def test_clicks_are_stored_in_original_pixels(canvas):
+    s = canvas.scale
+    canvas.click(50 * s, 20 * s, "point")
+    canvas.click(10 * s, 90 * s, "negative")
+    assert canvas.items == [{"kind": "point", "x": 50, "y": 20, "prompt": "1"},
+                            {"kind": "point", "x": 10, "y": 90, "negative": True}]
+
+
+def test_clicks_outside_are_clamped_to_the_image(canvas):
+    canvas.click(-5, 10_000, "point")
+    assert (canvas.items[0]["x"], canvas.items[0]["y"]) == (0, 99)
+
+
+def test_box_takes_two_clicks_in_any_corner_order(canvas):
+    s = canvas.scale
+    assert "first corner" in canvas.click(120 * s, 80 * s, "box")
+    assert canvas.items == [] and canvas.corner is not None
+    canvas.click(20 * s, 10 * s, "box")
+    assert canvas.items == [{"kind": "box", "box": [20, 10, 120, 80], "prompt": "1"}]
+    assert canvas.corner is None
+
+
+def test_undo_drops_a_pending_corner_first_then_items(canvas):
+    canvas.click(5, 5, "point")
+    canvas.click(10, 10, "box")
+    canvas.undo()
+    assert canvas.corner is None and len(canvas.items) == 1
+    canvas.undo()
+    assert canvas.items == []
+    canvas.undo()  # nothing left: no error
+
+
+def test_named_prompts_and_what_each_task_gets(canvas):
+    canvas.click(10, 10, "point")
+    canvas.click(300, 200, "negative")
+    assert canvas.new_prompt() == "2"
+    canvas.click(100, 100, "point")
+    assert [i.get("prompt") for i in canvas.prompts("vgdseg")] == ["1", None, "2"]
+    assert [i.get("prompt") for i in canvas.prompts("intseg")] == [None, "2"]  # the active one + negatives
+    canvas.select("1")
+    assert [i.get("prompt") for i in canvas.prompts("intseg")] == ["1", None]
+    assert canvas.prompts("refseg") == []
+    regions = build_regions(canvas.prompts("vgdseg"), 100, 200)
+    assert regions.names == ["1", "2"] and len(regions.negative_points) == 1
+    assert "**Prompt 1**: 1 point ◀ active" in canvas.summary() and "negative points**: 1" in canvas.summary()
+
+
+def test_clear_starts_over(canvas):
+    canvas.new_prompt()
+    canvas.click(10, 10, "point")
+    canvas.clear()
+    assert (canvas.items, canvas.names, canvas.active) == ([], ["1"], "1")
+
+
+def test_masks_are_resized_to_the_image_and_stored_as_rle(canvas):
+    mask = np.zeros((50, 100), bool)
+    mask[10:20, 30:60] = True  # half size: doubled to the image
+    canvas.add_mask(mask)
+    (item,) = canvas.items
+    assert item["kind"] == "mask" and item["rle"]["size"] == [100, 200]
+    region = build_regions(canvas.items, 100, 200).masks[0]
+    assert region.sum() == 20 * 60
+    canvas.add_mask(mask, as_box=True)
+    assert canvas.items[1] == {"kind": "box", "box": [60, 20, 119, 39], "prompt": "1"}
+    with pytest.raises(VisualPromptError, match="empty"):
+        canvas.add_mask(np.zeros((100, 200), bool))
+
+
+def test_json_round_trip_and_validation(canvas):
+    canvas.click(10, 10, "point")
+    canvas.new_prompt()
+    canvas.click(300, 100, "box")
+    canvas.click(400, 200, "box")
+    text = canvas.to_json()
+    other = Canvas(**{**canvas.__dict__, "items": [], "names": ["1"], "active": "1"})
+    other.load_json(text)
+    assert other.items == json.loads(text) and other.names == ["1", "2"]
+    with pytest.raises(VisualPromptError, match="outside"):
+        other.load_json('[{"kind": "point", "x": 500, "y": 5}]')
+    with pytest.raises(VisualPromptError, match="JSON"):
+        other.load_json("[{")
+    assert other.items == json.loads(text)  # unchanged after a refused paste
+
+
+def test_needs_an_image():
+    with pytest.raises(VisualPromptError, match="image first"):
+        Canvas().click(1, 1, "point")
+
+
+def test_drawing_is_display_sized_and_named_as_the_apps_own(canvas, tmp_path):
+    canvas.click(100, 50, "point")
+    canvas.click(300, 50, "negative")
+    canvas.click(10, 10, "box")
+    path = canvas.draw(tmp_path)
+    assert is_canvas_file(path) and not is_canvas_file(str(tmp_path / "upload.png"))
+    with Image.open(path) as img:
+        assert img.size == (512, 256)
+        assert img.getpixel((100, 50)) != (128, 128, 128)  # the point is drawn
+
+
+def test_presets_parse_as_the_core_reads_them():
+    assert (len(COCO_THINGS), len(COCO_STUFF), len(ADE20K)) == (80, 53, 150)
+    things, stuff = parse_classes(PRESETS["COCO panoptic (80 things + 53 stuff)"])
+    assert things == COCO_THINGS and stuff == COCO_STUFF
+    assert parse_classes(PRESETS["ADE20K semantic (150 classes)"]) == ([], ADE20K)
+    things, stuff = parse_classes(PRESETS["Shapes world (embedded model)"])
+    assert "circle" in things and stuff == ["wall", "floor"]
+
+
+def test_gcg_phrases_carry_their_mask_colours():
+    from app.views import answer_text, gcg_phrases
+    from xsam_core.render import segment_colors
+
+    mask = np.zeros((4, 4), bool)
+    pred = Prediction(task="gcgseg", text="", raw_text="<p> a red circle </p> near <p> the wall </p> . <SEG> .",
+                      image_size=(4, 4), segments=[Segment(mask, "a red circle", 0.9, 0),
+                                                   Segment(mask, "the wall", 0.8, 1)])
+    spans, color_map, owned = gcg_phrases(pred)
+    assert [label for _, label in spans if label] == ["a red circle", "the wall"]
+    assert list(color_map.values()) == segment_colors(pred)
+    assert owned == {"a red circle": [0], "the wall": [1]}
+    assert answer_text(pred) == "a red circle near the wall. [SEG]."
+
+
+def test_seed_parsing():
+    import gradio as gr
+
+    from app.handlers import parse_seed
+
+    assert parse_seed("") is None and parse_seed(" 42 ") == 42
+    with pytest.raises(gr.Error):
+        parse_seed("-1")
