@@ -343,12 +343,12 @@ def _init_weights(model: XSamModel) -> None:
         m2f._init_weights(module)
 
 
-def schedule(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
-    """Linear warm-up, then cosine decay to `floor` of the peak rate."""
+def schedule(step: int, progress: float, warmup: int, floor: float = 0.1) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to `floor` of the peak rate as
+    `progress` (the fraction of the run's budget spent) goes from 0 to 1."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train(args) -> None:
@@ -386,8 +386,9 @@ def train(args) -> None:
     while step < args.steps and elapsed < args.minutes * 60 and not stop["now"]:
         t0 = time.perf_counter()
         batch = make_batch(step, args.seed, args.scenes, args.per_scene, model.config, tokenizer)
+        progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
-            group["lr"] = args.lr * schedule(step, args.steps, args.warmup)
+            group["lr"] = args.lr * schedule(step, progress, args.warmup)
         losses = compute_losses(model, batch, criterion, attr, special)
         total = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
@@ -450,8 +451,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xsam_core.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run folder (state, log, tokenizer); an existing one resumes")
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
-    ap.add_argument("--steps", type=int, default=6000, help="schedule length (cosine decay ends here)")
-    ap.add_argument("--minutes", type=float, default=90.0, help="stop after this much training time")
+    ap.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
+    ap.add_argument("--minutes", type=float, default=90.0,
+                    help="stop after this much training time; the learning rate decays over whichever "
+                         "budget (steps or minutes) ends first")
     ap.add_argument("--scenes", type=int, default=4, help="scenes per batch")
     ap.add_argument("--per-scene", type=int, default=3, help="task samples per scene")
     ap.add_argument("--lr", type=float, default=4e-4)
