@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from .common import Choices, DecodeContext, TaskOutput
-from .genseg import PromptError
-from .refseg import best_query_masks
+from .refseg import RefSeg
 
 TEMPLATES = [
     "{sent} Please output the corresponding segmentation mask.",
@@ -15,18 +13,12 @@ TEMPLATES = [
 ]
 
 
-class ReaSeg:
+class ReaSeg(RefSeg):
+    """A question whose answer is an object, kept as typed, in the long reasoning templates."""
+
     name = "reaseg"
-    conditions_from_output = False
-    refer = True
+    templates, slot = TEMPLATES, "sent"
+    hint = "ask a question whose answer is an object, e.g. “what can hold water?”"
 
-    def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
-        sentence = text.strip()
-        if not sentence:
-            raise PromptError("ask a question whose answer is an object, e.g. “what can hold water?”")
-        choices.image_draw()
-        question = choices.template(TEMPLATES).format(sent=f"<p>{sentence}</p>")
-        return "<image>\n" + question, {"phrase": sentence}
-
-    def postprocess(self, ctx: DecodeContext) -> TaskOutput:
-        return best_query_masks(ctx, paint=False)
+    def phrase(self, text: str) -> str:
+        return text.strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, to_original
 from .genseg import PromptError
 
@@ -22,16 +24,23 @@ MASK_THRESHOLD = 0.5  # the official refseg post-processing ignores the score th
 
 
 class RefSeg:
+    """One referring phrase wrapped in <p>…</p> inside a question template; the best query's mask."""
+
     name = "refseg"
     conditions_from_output = False
     refer = True  # one decoder pass per phrase (cond_lens)
+    templates, slot = TEMPLATES, "phrase"
+    hint = "type a referring expression, e.g. “the red box on the left”"
+
+    def phrase(self, text: str) -> str:
+        return text.strip().lower()  # the official map function lower-cases referring phrases
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
-        phrase = text.strip().lower()
+        phrase = self.phrase(text)
         if not phrase:
-            raise PromptError("type a referring expression, e.g. “the red box on the left”")
+            raise PromptError(self.hint)
         choices.image_draw()
-        question = choices.template(TEMPLATES).format(phrase=f"<p>{phrase}</p>")
+        question = choices.template(self.templates).format(**{self.slot: f"<p>{phrase}</p>"})
         return "<image>\n" + question, {"phrase": phrase}
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
@@ -44,8 +53,6 @@ def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
     refseg/reaseg (`paint=False`): one decoder pass per phrase, map 1 = mask / 255 = rest.
     gcgseg (`paint=True`): one pass for all phrases, phrase j painted as j+1, later phrases on top.
     """
-    import numpy as np
-
     label_map = np.full(tuple(ctx.original), 255, dtype=np.int64)
     segments, info = [], []
     for j, label in enumerate(ctx.labels):
