@@ -397,12 +397,12 @@ def train(args) -> None:
         opt.step()
         step += 1
         elapsed += time.perf_counter() - t0
-        record = {"step": step, "min": round(elapsed / 60, 2), "loss": round(float(total), 4),
+        record = {"step": step, "min": round(elapsed / 60, 2), "loss": round(total.item(), 4),
                   "grad": round(float(grad_norm), 2), "lr": opt.param_groups[0]["lr"],
-                  **{k: round(float(v), 4) for k, v in losses.items()}}
+                  **{k: round(v.item(), 4) for k, v in losses.items()}}
         log.write(json.dumps(record) + "\n")
         bar.update(1)
-        bar.set_postfix(loss=f"{float(total):.2f}", lm=f"{float(losses['lm']):.2f}", min=f"{elapsed / 60:.1f}")
+        bar.set_postfix(loss=f"{total.item():.2f}", lm=f"{losses['lm'].item():.2f}", min=f"{elapsed / 60:.1f}")
         if time.perf_counter() - last_save > args.save_minutes * 60:
             _save(state_file, model, attr, opt, step, elapsed)
             last_save = time.perf_counter()

@@ -1,0 +1,70 @@
+"""The trainer: batches hold what they claim, a few steps reduce the loss, runs resume and export."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xsam_core import shapes, train
+from xsam_core.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    model, tokenizer = train.new_run(out, seed=0)
+    return out, model, tokenizer
+
+
+def test_batches_are_reproducible_and_well_formed(run):
+    _, model, tokenizer = run
+    a = train.make_batch(5, 0, 3, 3, model.config, tokenizer)
+    b = train.make_batch(5, 0, 3, 3, model.config, tokenizer)
+    assert [s.ids for s in a.samples] == [s.ids for s in b.samples]
+    assert torch.equal(a.sam, b.sam) and a.sam.shape == (3, 3, 128, 128)
+    seg = model.config.special_token_ids["<SEG>"]
+    for s in a.samples:
+        answer = s.ids[s.n_prompt:]
+        assert answer[-1] == tokenizer.eos_token_id  # the template suffix closes every answer
+        if s.masks:  # segmentation samples say <SEG> once and have a class per target mask
+            assert answer.count(seg) == 1
+            assert len(s.classes) == len(s.masks) and all(m.shape == (128, 128) for m in s.masks)
+            assert len(s.cond_category) == max(s.classes) + 1 or s.task.startswith("genseg")
+        assert len(s.regions) == s.ids.count(-300)
+
+
+def test_a_few_steps_reduce_the_loss(run):
+    _, model, tokenizer = run
+    torch.manual_seed(0)
+    batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
+    attr = train.AttributeHead(model.config.mask_dim)
+    criterion = train._mask2former_loss(256)
+    params = list(model.parameters()) + list(attr.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    totals = []
+    for _ in range(8):
+        losses = train.compute_losses(model, batch, criterion, attr, model.config.special_token_ids)
+        total = sum(train.LOSS_WEIGHTS[k] * v for k, v in losses.items())
+        opt.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        totals.append(total.item())
+    assert set(losses) == {"lm", "class", "mask", "dice", "select", "attr"}
+    assert totals[-1] < 0.7 * totals[0]
+
+
+def test_training_resumes_and_exports(tmp_path):
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "2", "--scenes", "1", "--per-scene", "2", "--minutes", "5"]
+    assert train.main(args) == 0
+    assert train.main(args[:3] + ["3"] + args[4:]) == 0  # resumes at step 2, runs one more
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert train.main(["--out", str(out), "--export", str(tmp_path / "model")]) == 0
+    pred = Predictor.load(str(tmp_path / "model"))
+    assert pred.config.name == "xsam-tiny-shapes"
+    scene = shapes.generate_scene(np.random.default_rng(1)).image
+    answer = pred.predict(scene, "chat", "How many shapes are there?", max_new_tokens=4)
+    assert answer.task == "chat" and isinstance(answer.text, str)
