@@ -1,7 +1,7 @@
 """Event handlers of the page. Per-session data lives in `gr.State` (a Canvas, a Result), never here.
 
 Output orders (the layout wires the same lists):
-  canvas outputs: canvas state, canvas image, prompt summary, prompts JSON, active-prompt radio
+  canvas outputs: canvas state, canvas image (the drawing), prompt summary, prompts JSON, active-prompt radio
   result outputs: result state, overlay, legend, answer, GCG phrases, downloads, status
 """
 
@@ -64,12 +64,17 @@ def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
     return (canvas, drawn, canvas.summary(), canvas.to_json(), gr.update(choices=choices, value=canvas.active))
 
 
+def prompt_task(task: str):
+    """Visual prompts are read by intseg and vgdseg: adding one in another task switches to intseg."""
+    if task in PROMPT_TASKS:
+        return gr.skip()
+    gr.Info("Visual prompts are for interactive or visual-grounded segmentation: switched to interactive.",
+            duration=4)
+    return "intseg"
+
+
 def empty_results() -> tuple:
     return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "")
-
-
-def editor_value(canvas: Canvas) -> dict | None:
-    return {"background": canvas.base, "layers": [], "composite": None} if canvas.base else None
 
 
 class Handlers:
@@ -91,18 +96,14 @@ class Handlers:
                 gr.Warning(user_message(e).message)
                 canvas = Canvas()
         drawn = canvas.draw(files.request_dir()) if canvas.base else None
-        return (*canvas_outputs(canvas, drawn), editor_value(canvas), *empty_results())
+        return (*canvas_outputs(canvas, drawn), drawn, *empty_results())
 
     @friendly
     def click(self, canvas: Canvas, mode: str, task: str, evt: gr.SelectData):
         message = canvas.click(float(evt.index[0]), float(evt.index[1]), mode)
-        switch = gr.skip()
-        if task not in PROMPT_TASKS:
-            gr.Info("Clicks are visual prompts: switched to interactive segmentation.", duration=3)
-            switch = "intseg"
-        elif canvas.corner is not None:
+        if canvas.corner is not None:
             gr.Info(message, duration=3)
-        return (*canvas_outputs(canvas), switch)
+        return (*canvas_outputs(canvas), prompt_task(task))
 
     @friendly
     def undo(self, canvas: Canvas):
@@ -131,17 +132,18 @@ class Handlers:
         return canvas_outputs(canvas)
 
     @friendly
-    def add_strokes(self, canvas: Canvas, editor: dict | None, as_box: bool):
+    def add_strokes(self, canvas: Canvas, editor: dict | None, task: str, as_box: bool):
         """Brush strokes of the scribble editor (every layer) → a mask item, or their bounding box."""
         layers = [np.asarray(layer) for layer in (editor or {}).get("layers") or [] if layer is not None]
         strokes = [layer[..., 3] > 0 for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
         if not strokes or not np.any(strokes):
             raise gr.Error("Draw on the image first (brush tool), then add the strokes.", print_exception=False)
         gr.Info(canvas.add_mask(np.logical_or.reduce(strokes), as_box=as_box), duration=3)
-        return (*canvas_outputs(canvas), editor_value(canvas))
+        out = canvas_outputs(canvas)
+        return (*out, out[1], prompt_task(task))  # a new editor on the drawing: the strokes are now a prompt
 
     @friendly
-    def add_mask(self, canvas: Canvas, path: str | None):
+    def add_mask(self, canvas: Canvas, path: str | None, task: str):
         """An uploaded mask image: its alpha where it has transparency, else its bright pixels."""
         if not path:
             raise gr.Error("Upload a mask image first (white or opaque = the region).", print_exception=False)
@@ -151,7 +153,7 @@ class Handlers:
         else:
             mask = np.asarray(img.convert("L")) > 127
         gr.Info(canvas.add_mask(mask), duration=3)
-        return canvas_outputs(canvas)
+        return (*canvas_outputs(canvas), prompt_task(task))
 
     # --- task inputs -----------------------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class Handlers:
             canvas.set_image(example.path, files.request_dir())
             if example.prompts:
                 canvas.load_json(example.prompts)
-            return (*canvas_outputs(canvas), editor_value(canvas), example.task, example.text, *empty_results())
+            out = canvas_outputs(canvas)
+            return (*out, out[1], example.task, example.text, *empty_results())
 
         return load

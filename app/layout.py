@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from xsam_core.tasks import DESCRIPTIONS, TASKS
@@ -49,6 +51,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
     model_event = {"concurrency_id": api.CONCURRENCY_ID, "concurrency_limit": concurrency, **PRIVATE}
     with gr.Blocks(title="X-SAM demo", delete_cache=(1800, 3600)) as demo:
         canvas_state = gr.State(Canvas(), time_to_live=STATE_TTL_S)
+        editor_seed = gr.State(None)  # the scribble editor's image: a new value re-creates the editor
         result_state = gr.State(None, time_to_live=STATE_TTL_S)
         gr.Markdown(banner(service, log_dir is not None), elem_id="banner")
         with gr.Row(equal_height=False):
@@ -62,16 +65,11 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                                                 sources=["upload", "webcam", "clipboard"], type="filepath",
                                                 image_mode=None, height=420, elem_id="canvas")
                     with gr.Tab("Scribble"):
-                        editor = gr.ImageEditor(label="Draw on the object", type="numpy", sources=[],
-                                                transforms=[], layers=False, height=420, elem_id="scribble",
-                                                brush=gr.Brush(default_size=8, colors=["#00c853"],
-                                                               color_mode="fixed"))
-                        with gr.Row():
-                            add_scribble = gr.Button("Add as scribble", size="sm")
-                            add_box = gr.Button("Add its bounding box", size="sm")
+                        scribble_tab = gr.Column()  # filled below by a render that needs every component
                     with gr.Tab("Mask upload"):
                         mask_img = gr.Image(label="Mask (white or opaque = region)", type="filepath",
-                                            image_mode=None, sources=["upload", "clipboard"], height=300)
+                                            image_mode=None, sources=["upload", "clipboard"], height=300,
+                                            elem_id="mask-upload")
                         add_mask = gr.Button("Add mask to the active prompt", size="sm")
                 with gr.Group(visible=False) as tools:
                     with gr.Row():
@@ -125,7 +123,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         result_out = [result_state, overlay, legend, answer, gcg, downloads, status]
         run_in = [canvas_state, task, text, threshold, seed, alpha]
 
-        canvas_img.change(h.image_changed, [canvas_img, canvas_state], [*canvas_out, editor, *result_out],
+        canvas_img.change(h.image_changed, [canvas_img, canvas_state], [*canvas_out, editor_seed, *result_out],
                           show_progress="hidden", **PRIVATE)
         canvas_img.select(h.click, [canvas_state, mode, task], [*canvas_out, task], show_progress="hidden",
                           **PRIVATE)
@@ -133,11 +131,24 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
             button.click(fn, [canvas_state], canvas_out, show_progress="hidden", **PRIVATE)
         active.input(h.select_prompt, [canvas_state, active], canvas_out, show_progress="hidden", **PRIVATE)
         apply_json.click(h.apply_json, [canvas_state, prompts_json], canvas_out, **PRIVATE)
-        add_scribble.click(lambda c, e: h.add_strokes(c, e, False), [canvas_state, editor], [*canvas_out, editor],
-                           **PRIVATE)
-        add_box.click(lambda c, e: h.add_strokes(c, e, True), [canvas_state, editor], [*canvas_out, editor],
-                      **PRIVATE)
-        add_mask.click(h.add_mask, [canvas_state, mask_img], canvas_out, **PRIVATE)
+
+        with scribble_tab:
+            # A fresh ImageEditor per image and after each added stroke: Gradio 6.31's editor cannot be
+            # drawn on again once its value is replaced by an event.
+            @gr.render(inputs=[editor_seed])
+            def scribble_editor(image: str | None):
+                editor = gr.ImageEditor(image, label="Draw on the object", type="numpy", sources=[],
+                                        transforms=[], layers=False, height=420, elem_id="scribble", interactive=True,
+                                        brush=gr.Brush(default_size=8, colors=["#00c853"], color_mode="fixed"),
+                                        placeholder="Upload or pick an image first")
+                with gr.Row():
+                    add_scribble = gr.Button("Add as scribble", size="sm")
+                    add_box = gr.Button("Add its bounding box", size="sm")
+                for button, as_box in ((add_scribble, False), (add_box, True)):
+                    button.click(functools.partial(h.add_strokes, as_box=as_box), [canvas_state, editor, task],
+                                 [*canvas_out, editor_seed, task], **PRIVATE)
+
+        add_mask.click(h.add_mask, [canvas_state, mask_img, task], [*canvas_out, task], **PRIVATE)
 
         task.change(h.task_changed, [task], [info, text, preset, tools], show_progress="hidden", **PRIVATE)
         preset.input(h.preset_chosen, [preset, task], [text], show_progress="hidden", **PRIVATE)
@@ -151,7 +162,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                       **PRIVATE)
 
         for dataset, items in ((scenes, examples.SHAPES), (photos, examples.PHOTOS)):
-            dataset.click(h.example_loader(items), [dataset], [*canvas_out, editor, task, text, *result_out],
+            dataset.click(h.example_loader(items), [dataset], [*canvas_out, editor_seed, task, text, *result_out],
                           show_progress="hidden", **PRIVATE).success(h.run, run_in, result_out, **model_event)
     # Cheap events (clicks, legend) run 8 at a time; model events share their own limit (model_event).
     demo.queue(default_concurrency_limit=8, max_size=64)

@@ -86,6 +86,22 @@ def click_image(page, fx: float, fy: float) -> None:
     img.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
 
 
+def stroke(page, fx0: float, fy0: float, fx1: float, fy1: float) -> None:
+    """A brush stroke on the scribble editor, between two fractions of its canvas (the image fills
+    about its middle 70 %: strokes starting outside the image are not drawn)."""
+    editor = page.locator("#scribble canvas").last
+    editor.wait_for()
+    page.locator("#scribble").get_by_label("Brush").first.click()
+    box = editor.bounding_box()
+    (x0, y0), (x1, y1) = ((box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in
+                          ((fx0, fy0), (fx1, fy1)))
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 13):
+        page.mouse.move(x0 + (x1 - x0) * k / 12, y0 + (y1 - y0) * k / 12)
+    page.mouse.up()
+
+
 def test_upload_click_box_run(page):
     upload(page)
     page.screenshot(path=SHOTS / "01-uploaded.png", full_page=True)
@@ -138,6 +154,38 @@ def test_negative_point_undo_and_named_prompts(page):
     page.screenshot(path=SHOTS / "06-named-prompts.png", full_page=True)
     page.get_by_role("button", name="Undo").click()
     page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: empty')")
+
+
+def test_scribble_box_from_stroke_and_mask_upload(page, tmp_path):
+    upload(page)
+    page.get_by_role("tab", name="Scribble").click()
+    stroke(page, 0.3, 0.35, 0.45, 0.5)
+    page.screenshot(path=SHOTS / "08-scribble.png", full_page=True)
+    page.get_by_role("button", name="Add as scribble").click()  # also switches to interactive segmentation
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 mask')")
+    page.get_by_role("button", name="+ New prompt").click()
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2')")
+    stroke(page, 0.35, 0.6, 0.45, 0.75)
+    page.get_by_role("button", name="Add its bounding box").click()
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: 1 box')")
+
+    mask = tmp_path / "mask.png"
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (220, 180))
+    ImageDraw.Draw(img).rectangle([10, 90, 75, 155], fill=255)  # the red cross
+    img.save(mask)
+    page.get_by_role("tab", name="Mask upload").click()
+    page.locator("#mask-upload input[type=file]").set_input_files(str(mask))
+    page.wait_for_selector("#mask-upload img")
+    page.get_by_role("button", name="Add mask to the active prompt").click()
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: 1 box, 1 mask')")
+    page.get_by_role("tab", name="Image · click to prompt").click()
+    page.locator("#task").get_by_text("Visual-grounded segmentation").click()
+    page.locator("#run").click()
+    page.locator("#legend [data-testid='cell-0-2']").wait_for(timeout=60_000)
+    assert page.locator("#legend").inner_text().count("prompt") >= 1
+    page.screenshot(path=SHOTS / "09-scribble-mask-result.png", full_page=True)
 
 
 def test_run_without_image_shows_a_message(page):
