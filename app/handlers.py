@@ -98,6 +98,11 @@ class Handlers:
         drawn = canvas.draw(files.request_dir()) if canvas.base else None
         return (*canvas_outputs(canvas, drawn), drawn, *empty_results())
 
+    @staticmethod
+    def image_refused():
+        """After an upload Gradio could not decode (its message is shown): an empty canvas again."""
+        return (*canvas_outputs(Canvas()), None, *empty_results())
+
     @friendly
     def click(self, canvas: Canvas, mode: str, task: str, evt: gr.SelectData):
         message = canvas.click(float(evt.index[0]), float(evt.index[1]), mode)

@@ -123,8 +123,9 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         result_out = [result_state, overlay, legend, answer, gcg, downloads, status]
         run_in = [canvas_state, task, text, threshold, seed, alpha]
 
-        canvas_img.change(h.image_changed, [canvas_img, canvas_state], [*canvas_out, editor_seed, *result_out],
-                          show_progress="hidden", **PRIVATE)
+        image_out = [*canvas_out, editor_seed, *result_out]
+        canvas_img.change(h.image_changed, [canvas_img, canvas_state], image_out, show_progress="hidden",
+                          **PRIVATE).failure(h.image_refused, None, image_out, **PRIVATE)
         canvas_img.select(h.click, [canvas_state, mode, task], [*canvas_out, task], show_progress="hidden",
                           **PRIVATE)
         for button, fn in ((undo_btn, h.undo), (clear_btn, h.clear), (new_btn, h.new_prompt)):

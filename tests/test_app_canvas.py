@@ -163,3 +163,47 @@ def test_seed_parsing():
     assert parse_seed("") is None and parse_seed(" 42 ") == 42
     with pytest.raises(gr.Error):
         parse_seed("-1")
+
+
+class _Predictor:
+    """Just enough of a Predictor for the service: a description and a prediction."""
+
+    def __init__(self, name="xsam-tiny-shapes"):
+        self.name = name
+
+    def describe(self):
+        return {"model": self.name, "device": "cpu", "dtype": "float32"}
+
+    def predict(self, image, task, text, prompts, threshold=0.5, seed=None):
+        return Prediction(task=task, text="sure", image_size=(100, 200))
+
+
+def test_banner_says_what_runs_and_whether_requests_are_logged(tmp_path):
+    from app.layout import banner
+    from app.service import Service
+
+    embedded = banner(Service(_Predictor()), logging_on=False)
+    assert "xsam-tiny-shapes" in embedded and "It cannot" in embedded and "hao9610/X-SAM" in embedded
+    assert "not logged" in embedded
+    other = banner(Service(_Predictor("xsam-phi3"), log_dir=str(tmp_path)), logging_on=True)
+    assert "It cannot" not in other and "logs requests" in other
+
+
+def test_requests_are_logged_only_with_a_log_dir(tmp_path):
+    from app.service import Service
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (200, 100)).save(image)
+    Service(_Predictor()).predict(str(image), "chat", "hi", "[]", 0.5)
+    assert not any(tmp_path.glob("log/**/*"))
+    Service(_Predictor(), log_dir=str(tmp_path / "log")).predict(str(image), "chat", "hi", "[]", 0.5)
+    (record,) = [json.loads(line) for line in (tmp_path / "log" / "requests.jsonl").read_text().splitlines()]
+    assert record["task"] == "chat" and record["answer"] == "sure"
+    assert (tmp_path / "log" / record["image"]).exists()
+
+
+def test_without_spaces_the_runner_is_the_plain_function():
+    from app import gpu
+
+    run = gpu.model_runner(_Predictor())
+    assert gpu.spaces is None and run.__name__ == "run"

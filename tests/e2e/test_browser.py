@@ -192,3 +192,12 @@ def test_run_without_image_shows_a_message(page):
     page.locator("#run").click()
     page.get_by_text("Upload an image").first.wait_for(timeout=10_000)
     page.screenshot(path=SHOTS / "07-no-image.png", full_page=True)
+
+
+def test_a_file_that_is_not_an_image_shows_a_message(page, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image")
+    page.locator("#canvas input[type=file]").set_input_files(str(fake))
+    page.get_by_text("not a readable image").first.wait_for(timeout=10_000)
+    page.wait_for_selector("#canvas img", state="detached")  # the canvas is emptied again
+    page.screenshot(path=SHOTS / "10-not-an-image.png", full_page=False)
