@@ -188,6 +188,19 @@ def test_scribble_box_from_stroke_and_mask_upload(page, tmp_path):
     page.screenshot(path=SHOTS / "09-scribble-mask-result.png", full_page=True)
 
 
+def test_example_gcg_phrase_highlights_its_mask(page):
+    page.get_by_text("(no text)", exact=True).first.click()  # the grounded-caption scene: loads and runs
+    phrase = page.locator("#gcg").get_by_text("a red circle")
+    phrase.wait_for(timeout=60_000)
+    assert page.locator("#task input[value=gcgseg]").is_checked()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=SHOTS / "11-gcg.png", full_page=True)
+    before = page.locator("#overlay img").get_attribute("src")
+    phrase.click()
+    page.wait_for_function(f"document.querySelector('#overlay img')?.src != {json.dumps(before)}")
+    page.screenshot(path=SHOTS / "12-gcg-phrase-highlight.png", full_page=True)
+
+
 def test_run_without_image_shows_a_message(page):
     page.locator("#run").click()
     page.get_by_text("Upload an image").first.wait_for(timeout=10_000)
