@@ -30,7 +30,8 @@ PRIVATE = {"api_visibility": "private"}
 def banner(service: Service, logging_on: bool) -> str:
     info = service.info
     lines = ["## X-SAM — from segment anything to any segmentation",
-             f"Running **{info['model']}** on {info['device']} ({info['dtype']})."]
+             f"Running **{info['model']}** on {info['device']} ({info['dtype']}"
+             + (f", LLM weights {info['llm_weights']}" if info.get("llm_weights") else "") + ")."]
     if service.embedded:
         lines.append(
             "This is the embedded **tiny X-SAM** trained on a generated *shapes world*: circles, squares, "

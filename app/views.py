@@ -120,7 +120,8 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     stages = " · ".join(f"{k} {pred.timings[k]:.0f} ms" for k in STAGES if k in pred.timings)
     cached = "image cached" if info.get("image_cached") else "image encoded"
     n = len(pred.segments)
-    line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {info.get('dtype', '?')} · "
+    dtype = info.get("dtype", "?") + (f" (LLM {info['llm_weights']})" if info.get("llm_weights") else "")
+    line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {dtype} · "
             f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
     if info.get("note"):
         line += f"  \nNote: {info['note']}"
