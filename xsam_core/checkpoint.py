@@ -243,3 +243,8 @@ def save_folder(model, tokenizer, out: str | Path, dtype: torch.dtype = torch.bf
     save_file(to_archive_keys(sd), out / "model.safetensors", metadata={k: str(v) for k, v in meta.items()})
     tokenizer.save_pretrained(out)
     return out
+
+
+def folder_size(path: str | Path) -> int:
+    """Bytes of every file under a folder."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
