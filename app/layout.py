@@ -127,8 +127,9 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         image_out = [*canvas_out, editor_seed, *result_out]
         canvas_img.change(h.image_changed, [canvas_img, canvas_state], image_out, show_progress="hidden",
                           **PRIVATE).failure(h.image_refused, None, image_out, **PRIVATE)
+        # A click made while the previous one is still being drawn runs after it (Gradio's default drops it).
         canvas_img.select(h.click, [canvas_state, mode, task], [*canvas_out, task], show_progress="hidden",
-                          **PRIVATE)
+                          trigger_mode="always_last", **PRIVATE)
         for button, fn in ((undo_btn, h.undo), (clear_btn, h.clear), (new_btn, h.new_prompt)):
             button.click(fn, [canvas_state], canvas_out, show_progress="hidden", **PRIVATE)
         active.input(h.select_prompt, [canvas_state, active], canvas_out, show_progress="hidden", **PRIVATE)

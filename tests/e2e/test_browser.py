@@ -143,9 +143,13 @@ def test_negative_point_undo_and_named_prompts(page):
     upload(page)
     page.locator("#task").get_by_text("Visual-grounded segmentation").click()
     click_image(page, 0.30, 0.35)
+    # at a person's pace: a click landing while the canvas image is being replaced can be lost
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 point')")
     page.get_by_label("− Negative point").check()
     click_image(page, 0.8, 0.2)
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('negative points: 1')")
     page.get_by_role("button", name="+ New prompt").click()
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: empty')")
     page.get_by_label("+ Point").check()
     click_image(page, 0.2, 0.7)
     page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('Prompt 2: 1 point')")
