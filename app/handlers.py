@@ -189,14 +189,16 @@ class Handlers:
         pred, total = self.service.predict(canvas.image, task, text, canvas.prompts(task), threshold,
                                            parse_seed(seed))
         progress(0.8, desc="Rendering…")
-        result = views.Result(pred, canvas.image, files.request_dir(), alpha=alpha)
+        outdir = files.request_dir()
+        downloads = views.exports(pred, canvas.image, outdir, alpha)
+        result = views.make_result(pred, canvas.image, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
         answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
         if task == "gcgseg":
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)
             answer = gr.update(visible=False, value=views.answer_text(pred))
-        return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, views.exports(result),
+        return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, downloads,
                 views.status_line(pred, total))
 
     # --- result views (no model run) -------------------------------------------------------------

@@ -27,25 +27,35 @@ NO_MASK = "#9e9e9e"  # a phrase whose mask is missing
 
 @dataclass
 class Result:
-    """One session's last prediction, kept so legend clicks re-render without re-running the model."""
+    """One session's last prediction at display size, kept so that legend and phrase clicks re-render
+    without running the model. Display size bounds what a session holds (≤ 1024 px masks)."""
 
     pred: Prediction
-    image: str  # the original image file
+    image: str  # the display-size image file
     outdir: Path
     labels: dict = field(default_factory=dict)  # GCG label → segment indices
     alpha: float = 0.5
 
 
+def make_result(pred: Prediction, image: str, outdir: Path, alpha: float) -> Result:
+    img = load_image(image)
+    shown_img, shown = _resized(img, pred, display_scale(*img.size))
+    path = outdir / "view.png"
+    shown_img.save(path)
+    return Result(shown, str(path), outdir, alpha=alpha)
+
+
 def _resized(img: Image.Image, pred: Prediction, scale: float) -> tuple[Image.Image, Prediction]:
     """The image and a copy of the prediction at display size (masks resized nearest)."""
+    shown = copy.copy(pred)
+    shown.label_map = None  # full size and not drawn
     if scale == 1:
-        return img, pred
+        return img, shown
     size = (round(img.width * scale), round(img.height * scale))
 
     def resize(mask: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(size, Image.NEAREST)).astype(bool)
 
-    shown = copy.copy(pred)
     shown.segments = [copy.copy(s) for s in pred.segments]
     for s in shown.segments:
         s.mask = resize(s.mask)
@@ -58,19 +68,16 @@ def _resized(img: Image.Image, pred: Prediction, scale: float) -> tuple[Image.Im
 
 def overlay_file(result: Result, highlight: int | None = None) -> str:
     """The overlay at display size, in a new uniquely named file."""
-    img = load_image(result.image)
-    img, pred = _resized(img, result.pred, display_scale(*img.size))
     path = result.outdir / f"overlay-view-{time.time_ns()}.png"
-    render.overlay(img, pred, highlight=highlight, alpha=result.alpha).save(path)
+    render.overlay(result.image, result.pred, highlight=highlight, alpha=result.alpha).save(path)
     return str(path)
 
 
-def exports(result: Result) -> list[str]:
+def exports(pred: Prediction, image: str, outdir: Path, alpha: float) -> list[str]:
     """Downloads at the original resolution: overlay PNG, one PNG per mask in a zip, COCO RLE JSON."""
-    pred = result.pred
     stem = f"xsam-{pred.task}-{time.strftime('%H%M%S')}"
-    png, zipped, js = (result.outdir / f"{stem}{suffix}" for suffix in ("-overlay.png", "-masks.zip", ".json"))
-    render.overlay(load_image(result.image), pred, alpha=result.alpha).save(png)
+    png, zipped, js = (outdir / f"{stem}{suffix}" for suffix in ("-overlay.png", "-masks.zip", ".json"))
+    render.overlay(load_image(image), pred, alpha=alpha).save(png)
     zipped.write_bytes(pred.masks_zip())
     js.write_text(json.dumps(pred.to_json(), indent=1))
     return [str(png), str(zipped), str(js)]
