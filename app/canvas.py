@@ -57,9 +57,6 @@ class Canvas:
         self.base = str(outdir / f"{PREFIX}base-{uuid.uuid4().hex[:8]}.png")
         shown.save(self.base)
 
-    def display_size(self) -> tuple[int, int]:
-        return Image.open(self.base).size if self.base else (0, 0)
-
     # --- editing ---------------------------------------------------------------------------------
 
     def click(self, x: float, y: float, mode: str) -> str:

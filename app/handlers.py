@@ -20,6 +20,8 @@ from .examples import Example
 from .presets import PRESETS
 from .service import Service
 
+IMAGE_OUTPUTS = 5 + 1 + 7  # canvas outputs, the scribble editor's image, result outputs
+
 TEXT_FIELDS = {  # task → (label, placeholder); tasks absent here take no text
     "chat": ("Question", "What colour is the triangle?"),
     "genseg": ("Classes (`ins:` things; `sem:` stuff)", "ins: circle, square; sem: wall, floor"),
@@ -87,7 +89,7 @@ class Handlers:
         """A new upload, webcam shot, paste or clear. The canvas' own drawings come back here too
         (Gradio reports every value change): those are recognised by name and skipped."""
         if is_canvas_file(path):
-            return (gr.skip(),) * 13
+            return (gr.skip(),) * IMAGE_OUTPUTS
         canvas = Canvas()
         if path is not None:
             try:
