@@ -77,6 +77,13 @@ def test_one_public_endpoint_per_task(client):
     assert not api["unnamed_endpoints"]
 
 
+def test_openapi_lists_the_task_calls(client):
+    import httpx
+
+    paths = httpx.get(client.src.rstrip("/") + "/gradio_api/openapi.json").json()["paths"]
+    assert {f"/gradio_api/call/{t}/{{event_id}}" for t in TASKS} <= set(paths)
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 def test_endpoint_contract(client, task):
     text, prompts = REQUESTS[task]
