@@ -347,7 +347,8 @@ class Predictor:
         with self._stage(timings, "postprocess"):
             prompt_masks = [to_original(m[None].float(), entry.scaled, pred.image_size, "nearest")[0]
                             .bool().cpu().numpy() for m in canvas_masks]
-            ctx = DecodeContext(out.class_logits.float().cpu(), masks.float().cpu(), entry.scaled, pred.image_size,
+            # mask logits stay on the model's device: tasks resize only the masks they keep
+            ctx = DecodeContext(out.class_logits.float(), masks, entry.scaled, pred.image_size,
                                 threshold, labels[: conds.shape[0]], meta, prompt_masks, regions.negative_points)
             result = spec.postprocess(ctx)
         pred.segments, pred.label_map, pred.regions = result.segments, result.label_map, prompt_masks

@@ -98,7 +98,7 @@ def query_mask(ctx: DecodeContext, query: int, b: int = 0) -> tuple[np.ndarray, 
     """One query's binary mask (logit > 0) at the original size and its mean probability inside."""
     logits = to_original(ctx.mask_logits[b, query][None], ctx.scaled, ctx.original)[0]
     mask = logits > 0
-    return mask.numpy(), float((logits.sigmoid() * mask).sum() / (mask.sum() + 1e-6))
+    return mask.cpu().numpy(), float((logits.sigmoid() * mask).sum() / (mask.sum() + 1e-6))
 
 
 def instance_predictions(ctx: DecodeContext, b: int = 0) -> list[tuple[np.ndarray, int, float]]:

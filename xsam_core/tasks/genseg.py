@@ -106,7 +106,7 @@ def panoptic(ctx: DecodeContext) -> TaskOutput:
                 continue
             isthing = bool(ctx.meta["isthing"][label])
             seg_id = fused.get(label, len(set(d["id"] for d in info)) + 1)
-            segmentation[mask_k.numpy()] = seg_id
+            segmentation[mask_k.cpu().numpy()] = seg_id
             if not isthing:
                 fused[label] = seg_id
             info.append({"id": seg_id, "category_id": label, "isthing": isthing, "score": round(float(scores[q]), 6)})
@@ -137,8 +137,8 @@ def semantic(ctx: DecodeContext) -> TaskOutput:
             better = val > best_val
             best, best_val = torch.where(better, arg + start, best), torch.where(better, val, best_val)
             total = total + sem.sum(0)
-    label_map = best.numpy().astype(np.int64)
-    share = (best_val / total.clamp_min(1e-12)).numpy()
+    label_map = best.cpu().numpy().astype(np.int64)
+    share = (best_val / total.clamp_min(1e-12)).cpu().numpy()
     segments = []
     for k in np.unique(label_map):
         mask = label_map == k
