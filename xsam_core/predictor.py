@@ -242,14 +242,17 @@ class Predictor:
 
         Returns the generated ids and the last-layer states of every token fed to the LLM (the prompt,
         then each generated token but the last: generation stops before feeding it back)."""
-        cut = len(ids) - 1 if self.naive else ids.index(IMAGE_TOKEN_INDEX) + 1  # naive: one prefill
-        prefix = self._prefix(entry, ids[:cut], timings)
-        cache = _fork(prefix.cache)
         model, table = self.model, self.model.llm.get_input_embeddings()
+        if self.naive:  # the official way: the whole prompt prefilled, nothing kept
+            cut, cache, states = 0, DynamicCache(), []
+        else:  # the template head + image tokens come from the per-image prefix cache
+            cut = ids.index(IMAGE_TOKEN_INDEX) + 1
+            prefix = self._prefix(entry, ids[:cut], timings)
+            cache, states = _fork(prefix.cache), [prefix.hidden]
         embeds = [model.embed(ids[cut:], entry.encoding, regions)]
         with self._stage(timings, "prefill"):
             rest, _ = model.lm_hidden(embeds[0], cache)
-        states = [prefix.hidden, rest]
+        states.append(rest)
         generated: list[int] = []
         with self._stage(timings, "decode"):
             last = rest[:, -1]
@@ -264,7 +267,8 @@ class Predictor:
                 last = h[:, -1]
         hidden = torch.cat(states, dim=1)[0]
         if trace is not None:
-            trace["llm.inputs_embeds"] = torch.cat([model.embed(ids[:cut], entry.encoding)] + embeds, dim=1)
+            head = [model.embed(ids[:cut], entry.encoding)] if cut else []
+            trace["llm.inputs_embeds"] = torch.cat(head + embeds, dim=1)
             trace["llm.last_hidden_state"] = hidden[None]
             trace["llm.logits"] = model.llm.lm_head(hidden)[None]
             trace["input.input_ids"] = torch.tensor([ids + generated])
