@@ -74,9 +74,12 @@ def phi3_random():
     cfg = preset("xsam-phi3")
     model = build_model(cfg, torch.bfloat16, "sdpa")
     gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.02, generator=gen)
+    with torch.no_grad():  # the usual init: N(0, 0.02) matrices, unit norm scales, zero biases
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.02, generator=gen)
+            else:
+                p.fill_(0.0 if name.endswith("bias") else 1.0)
     tok = embedded.build_tokenizer(embedded.corpus(200))
     tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])  # ids of <SEG>, <p>, </p> as in Phi-3
     from .checkpoint import add_xsam_tokens
@@ -113,7 +116,9 @@ def worker(model: str, scenario: str, repeats: int) -> dict:
 
 def run_worker(model: str, scenario: str, repeats: int) -> dict:
     cmd = [sys.executable, "-m", "xsam_core.bench", "--worker", model, scenario, "--repeats", str(repeats)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

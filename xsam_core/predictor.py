@@ -334,25 +334,26 @@ class Predictor:
                 cond_in = torch.cat([conds, bg])[None]
                 embed_masks = torch.ones(cond_in.shape[:2], device=self.device)
                 out = self.model.decode_masks(entry.encoding, cond_in, segs[None], embed_masks)
-            masks = self.model.upsample(out.mask_logits_lowres[-1])
-            if self.naive:  # the official code upsamples all predictions and resizes every query's mask
-                _ = [self.model.upsample(m) for m in out.mask_logits_lowres[:-1]]
-                _ = to_original(masks[0], entry.scaled, pred.image_size)
+            if self.naive:  # the official code upsamples every prediction and resizes every query's mask
+                _ = [self.model.upsample(m) for m in out.mask_logits_lowres]
+                _ = to_original(self.model.upsample(out.mask_logits_lowres[-1])[0], entry.scaled, pred.image_size)
         if trace is not None:
             trace.update({
                 "cond_embeds.raw": conds, "seg_embeds.raw": segs,
                 "cond_embeds": cond_in, "seg_embeds": segs.unsqueeze(1) if spec.refer else segs[None],
                 "class_queries_logits": out.class_logits, "decoder.intermediate_hidden_states.last": out.last_hidden,
                 "decoder.masks_queries_logits_all_layers_lowres": torch.stack(out.mask_logits_lowres),
-                "masks_queries_logits.lowres": out.mask_logits_lowres[-1], "masks_queries_logits": masks,
+                "masks_queries_logits.lowres": out.mask_logits_lowres[-1],
+                "masks_queries_logits": self.model.upsample(out.mask_logits_lowres[-1]),
             })
             if not spec.refer:
                 trace["embed_masks"] = embed_masks
         with self._stage(timings, "postprocess"):
             prompt_masks = [to_original(m[None].float(), entry.scaled, pred.image_size, "nearest")[0]
                             .bool().cpu().numpy() for m in canvas_masks]
-            # mask logits stay on the model's device: tasks resize only the masks they keep
-            ctx = DecodeContext(out.class_logits.float(), masks, entry.scaled, pred.image_size,
+            # mask logits stay low-resolution on the model's device: tasks upsample only what they keep
+            ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1],
+                                self.config.sam["image_size"], entry.scaled, pred.image_size,
                                 threshold, labels[: conds.shape[0]], meta, prompt_masks, regions.negative_points)
             result = spec.postprocess(ctx)
         pred.segments, pred.label_map, pred.regions = result.segments, result.label_map, prompt_masks

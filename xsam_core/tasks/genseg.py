@@ -94,7 +94,7 @@ def panoptic(ctx: DecodeContext) -> TaskOutput:
     segmentation = np.zeros(tuple(ctx.original), dtype=np.int32)
     info: list[dict] = []  # one entry per accepted query, fused stuff sharing an id (official format)
     if len(keep):
-        prob_masks = to_original(ctx.mask_logits[0, keep], ctx.scaled, ctx.original).sigmoid()
+        prob_masks = to_original(ctx.canvas(0, keep), ctx.scaled, ctx.original).sigmoid()
         prob_masks *= scores[keep].view(-1, 1, 1)  # in place, as officially: the ≥ 0.5 test sees it
         owner = prob_masks.argmax(0)
         fused: dict[int, int] = {}
@@ -126,7 +126,7 @@ def semantic(ctx: DecodeContext) -> TaskOutput:
     """
     probs = class_probs(ctx.class_logits[0])  # [Q, C]
     h, w = ctx.scaled
-    canvas = ctx.mask_logits[0, :, :h, :w].float().sigmoid()
+    canvas = ctx.canvas(0)[:, :h, :w].float().sigmoid()
     best = best_val = total = None
     for start in range(0, probs.shape[1], 16):
         sem = to_original(torch.einsum("qc,qhw->chw", probs[:, start:start + 16], canvas), (h, w), ctx.original)

@@ -40,7 +40,8 @@ class IntSeg:
             mask, mask_score = query_mask(ctx, query)
             if covers_negative(mask, ctx.negative_points):
                 continue
-            candidates.append((prob * mask_score, query, mask_box(mask)))
+            score = prob * mask_score
+            candidates.append((score if score == score else -1.0, query, mask_box(mask)))  # NaN ranks last
         if not candidates:
             return TaskOutput()
         best = max(c[0] for c in candidates)

@@ -59,7 +59,8 @@ def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
         b = 0 if paint else j
         probs = class_probs(ctx.class_logits[b])[:, j]
         q = int(probs.argmax())
-        mask = (to_original(ctx.mask_logits[b, q][None], ctx.scaled, ctx.original)[0].sigmoid() > MASK_THRESHOLD).cpu().numpy()
+        logits = to_original(ctx.canvas(b, [q]), ctx.scaled, ctx.original)[0]
+        mask = (logits.sigmoid() > MASK_THRESHOLD).cpu().numpy()
         score = round(float(probs[q]), 6)
         label_map[mask] = j + 1 if paint else 1
         segments.append(Segment(mask, label, score, j))
