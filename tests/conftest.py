@@ -33,3 +33,32 @@ def predictor(ref_model):
 def scene(ref_model) -> Image.Image:
     """The fixture's 96×72 shapes scene (red box, blue ball, grass, sky), RGB."""
     return Image.open(ref_model / "cases" / "gcgseg" / "image.png").convert("RGB")
+
+
+class Forced:
+    """The reference model (random weights) answering with the official training answers (teacher
+    forcing, as the official evaluation does), so every segmentation request reaches the mask decoder
+    and the app has masks to show."""
+
+    ANSWERS = {"gcgseg": "<p> a red circle </p> in front of <p> the wall </p>. And <SEG>.", "chat": None}
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def predict(self, image, task, *args, **kwargs):
+        return self.predictor.predict(image, task, *args, force_answer=self.ANSWERS.get(task, "Sure, <SEG>."),
+                                      **kwargs)
+
+
+@pytest.fixture(scope="session")
+def app_url(predictor):
+    """The app launched in-process on the forced reference model, shared by API and browser tests."""
+    from app import build_demo, launch_options
+
+    demo = build_demo(Forced(predictor))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    yield url
+    demo.close()

@@ -36,31 +36,9 @@ REQUESTS = {  # task → (text, prompts); semantic / instance modes: random weig
 }
 
 
-class Forced:
-    """The reference model (random weights) answering with the official training answers (teacher
-    forcing, as the official evaluation does), so segmentation requests always reach the mask decoder."""
-
-    ANSWERS = {"gcgseg": "<p> a red circle </p> in front of <p> the wall </p>. And <SEG>.", "chat": None}
-
-    def __init__(self, predictor):
-        self.predictor = predictor
-
-    def __getattr__(self, name):
-        return getattr(self.predictor, name)
-
-    def predict(self, image, task, *args, **kwargs):
-        return self.predictor.predict(image, task, *args, force_answer=self.ANSWERS.get(task, "Sure, <SEG>."),
-                                      **kwargs)
-
-
 @pytest.fixture(scope="module")
-def client(predictor):
-    from app import build_demo, launch_options
-
-    demo = build_demo(Forced(predictor))
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
-    yield Client(url, verbose=False)
-    demo.close()
+def client(app_url):
+    return Client(app_url, verbose=False)
 
 
 def call(client, task, image=SCENE, text="", prompts=(), threshold=0.5):

@@ -21,34 +21,6 @@ IMAGE = ROOT / "assets" / "examples" / "shapes-8.png"  # 220×180: red circle ne
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed (apt-get install chromium)")
 
 
-class Forced:
-    """The reference model (random weights) answering with the official training answers (teacher
-    forcing, as the official evaluation does), so every segmentation request reaches the mask decoder
-    and the page has masks to show."""
-
-    ANSWERS = {"gcgseg": "<p> a red circle </p> in front of <p> the wall </p>. And <SEG>.", "chat": None}
-
-    def __init__(self, predictor):
-        self.predictor = predictor
-
-    def __getattr__(self, name):
-        return getattr(self.predictor, name)
-
-    def predict(self, image, task, *args, **kwargs):
-        return self.predictor.predict(image, task, *args, force_answer=self.ANSWERS.get(task, "Sure, <SEG>."),
-                                      **kwargs)
-
-
-@pytest.fixture(scope="module")
-def url(predictor):
-    from app import build_demo, launch_options
-
-    demo = build_demo(Forced(predictor))
-    _, local_url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
-    yield local_url
-    demo.close()
-
-
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -59,11 +31,11 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, url):
+def page(browser, app_url):
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.goto(url)
+    page.goto(app_url)
     page.wait_for_selector("#canvas")
     yield page
     context.close()
