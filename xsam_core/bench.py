@@ -6,7 +6,8 @@ For each model, three scenarios, each in a fresh worker process (so that its pea
 own), on the same image, request and machine:
 
 * naive  — the official pipeline's choices: no cache, the whole prompt prefilled every time, all
-           decoder predictions upsampled to the SAM canvas, every query's mask resized;
+           decoder predictions upsampled to the SAM canvas, every query's mask resized, SAM with
+           eager attention;
 * cold   — this Predictor, first request on an image;
 * cached — this Predictor, a further request on the same image (another click / question).
 
@@ -88,11 +89,22 @@ def phi3_random():
     return Predictor(model, tok, name="xsam-phi3 (random weights)")
 
 
+def official_choices(pred) -> None:
+    """The official pipeline: no caches, every prediction upsampled (Predictor.naive), and SAM's
+    eager attention with its fp32 softmax (X-SAM builds SAM with attn_implementation="eager")."""
+    from transformers.models.sam.modeling_sam import SamVisionAttention
+
+    pred.naive = True
+    for layer in pred.model.segmentor.encoder.layers:
+        layer.attn.__class__ = SamVisionAttention  # same parameters, the eager forward
+
+
 def worker(model: str, scenario: str, repeats: int) -> dict:
     torch.manual_seed(0)
     before = _rss_mb()
     pred = load(model)
-    pred.naive = scenario == "naive"
+    if scenario == "naive":
+        official_choices(pred)
     loaded = _rss_mb()
     image = scene_image()
     h, w = image.shape[:2]
