@@ -161,13 +161,15 @@ class Batch:
     samples: list
 
 
-def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer) -> Batch:
-    """Step `step`'s batch: always the same scenes and requests for the same (seed, step)."""
+def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
+               task_weights: dict | None = None) -> Batch:
+    """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
     sig, sam, samples = [], [], []
-    keys, weights = list(TASK_WEIGHTS), np.array(list(TASK_WEIGHTS.values()))
+    task_weights = task_weights or TASK_WEIGHTS
+    keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
         scene = shapes.generate_scene(rng)
         requests = {_task_key(r): r for r in shapes.make_tasks(scene, rng)}
@@ -385,7 +387,7 @@ def train(args) -> None:
     last_save = time.perf_counter()
     while step < args.steps and elapsed < args.minutes * 60 and not stop["now"]:
         t0 = time.perf_counter()
-        batch = make_batch(step, args.seed, args.scenes, args.per_scene, model.config, tokenizer)
+        batch = make_batch(step, args.seed, args.scenes, args.per_scene, model.config, tokenizer, args.weights)
         progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
             group["lr"] = args.lr * schedule(step, progress, args.warmup)
@@ -447,6 +449,16 @@ def export(run: Path, dest: Path) -> None:
     print(f"exported step {state['step']} ({state['elapsed'] / 60:.1f} min) to {dest}")
 
 
+def _task_weights(text: str) -> dict:
+    weights = dict(TASK_WEIGHTS)
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in weights:
+            raise argparse.ArgumentTypeError(f"unknown task {key!r}; tasks: {', '.join(weights)}")
+        weights[key] = float(value)
+    return weights
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xsam_core.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run folder (state, log, tokenizer); an existing one resumes")
@@ -461,6 +473,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--points", type=int, default=1024, help="sampled points per mask for the mask losses")
+    ap.add_argument("--weights", type=_task_weights, default=dict(TASK_WEIGHTS),
+                    help="task mix, e.g. chat=3,gcgseg=2 (the others keep their defaults: "
+                         + ", ".join(f"{k}={v}" for k, v in TASK_WEIGHTS.items()) + ")")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-minutes", type=float, default=5.0)
