@@ -160,6 +160,12 @@ class Batch:
     sam: torch.Tensor  # [B_img, 3, S, S]
     samples: list
 
+    def to(self, device) -> "Batch":
+        for s in self.samples:
+            s.regions = [r.to(device) for r in s.regions]
+            s.masks = [m.to(device) for m in s.masks]
+        return Batch(self.siglip.to(device), self.sam.to(device), self.samples)
+
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None) -> Batch:
@@ -216,10 +222,10 @@ def _mask2former_loss(num_points: int) -> Mask2FormerLoss:
 
 def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: float = 0.1):
     b, q, k = logits.shape
-    target = torch.full((b, q), k - 1, dtype=torch.long)  # the background column is last
+    target = torch.full((b, q), k - 1, dtype=torch.long, device=logits.device)  # the background column is last
     for i, (src, tgt) in enumerate(indices):
         target[i, src] = classes[i][tgt]
-    weight = torch.ones(k)
+    weight = torch.ones(k, device=logits.device)
     weight[-1] = no_object_weight
     return F.cross_entropy(logits.transpose(1, 2), target, weight=weight)
 
@@ -265,7 +271,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     for b, (s, ids) in enumerate(zip(batch.samples, expanded)):
         if not s.masks:
             continue
-        cond_ids = torch.tensor(span_ids(ids, special["<p>"], special["</p>"]))
+        cond_ids = torch.tensor(span_ids(ids, special["<p>"], special["</p>"]), device=proj.device)
         seg_pos = [i for i, m in enumerate(mark_ids(ids, special["<SEG>"])) if m >= 0]
         conds = torch.stack([proj[b, : len(ids)][cond_ids == k].mean(0) for k in range(int(cond_ids.max()) + 1)])
         seg_batch.append((s, conds, proj[b, seg_pos[0]]))
@@ -274,7 +280,9 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
         cols += s.cond_colour
     if seg_batch:
         losses.update(_segmentation_losses(model, pixels, seg_batch, criterion))
-        losses["attr"] = attr.loss(torch.cat(conds_all), torch.tensor(cats), torch.tensor(cols))
+        device = proj.device
+        losses["attr"] = attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
+                                   torch.tensor(cols, device=device))
     return losses
 
 
@@ -283,7 +291,7 @@ def _lm_loss(model, hidden, samples, expanded) -> torch.Tensor:
     for b, (s, ids) in enumerate(zip(samples, expanded)):
         start = len(ids) - (len(s.ids) - s.n_prompt)  # first answer position in the expanded sequence
         rows.append(hidden[b, start - 1 : len(ids) - 1])
-        targets.append(torch.tensor(ids[start:]))
+        targets.append(torch.tensor(ids[start:], device=hidden.device))
     logits = model.llm.lm_head(torch.cat(rows))
     return F.cross_entropy(logits, torch.cat(targets))
 
@@ -293,18 +301,19 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> 
     k_max = max(c.shape[0] for _, c, _ in seg_batch) + 1
     d = model.config.mask_dim
     bg = model.bg_embeds.weight[0]
-    masks_in = torch.zeros(len(seg_batch), k_max)
+    device = bg.device
+    masks_in = torch.zeros(len(seg_batch), k_max, device=device)
     rows = []
     for i, (_, conds, _) in enumerate(seg_batch):
-        rows.append(torch.cat([conds, torch.zeros(k_max - 1 - conds.shape[0], d), bg[None]]))
+        rows.append(torch.cat([conds, torch.zeros(k_max - 1 - conds.shape[0], d, device=device), bg[None]]))
         masks_in[i, : conds.shape[0]] = 1
         masks_in[i, -1] = 1
     cond_in = torch.stack(rows)
     seg_in = torch.stack([seg for _, _, seg in seg_batch])[:, None]
-    idx = torch.tensor([s.image for s in samples])
+    idx = torch.tensor([s.image for s in samples], device=device)
     feats = PixelFeatures(pixels.mask_features[idx], [m[idx] for m in pixels.multi_scale_features])
     out = model.segmentor.decode(feats, cond_in, seg_in, masks_in)
-    classes = [torch.tensor(s.classes) for s in samples]
+    classes = [torch.tensor(s.classes, device=device) for s in samples]
     mask_labels = [torch.stack(s.masks) for s in samples]
     num_masks = float(sum(len(c) for c in classes))
     totals = {"class": 0.0, "mask": 0.0, "dice": 0.0}
@@ -366,11 +375,13 @@ def train(args) -> None:
         model, tokenizer = new_run(out, args.seed)
     special = model.config.special_token_ids
     attr = AttributeHead(model.config.mask_dim)
+    model.to(args.device)
+    attr.to(args.device)
     params = list(model.parameters()) + list(attr.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
     if state_file.exists():
-        state = torch.load(state_file, weights_only=False)
+        state = torch.load(state_file, weights_only=False, map_location=args.device)
         model.load_state_dict(state["model"])
         attr.load_state_dict(state["attr"])
         opt.load_state_dict(state["optimizer"])
@@ -387,7 +398,8 @@ def train(args) -> None:
     last_save = time.perf_counter()
     while step < args.steps and elapsed < args.minutes * 60 and not stop["now"]:
         t0 = time.perf_counter()
-        batch = make_batch(step, args.seed, args.scenes, args.per_scene, model.config, tokenizer, args.weights)
+        batch = make_batch(step, args.seed, args.scenes, args.per_scene, model.config, tokenizer,
+                           args.weights).to(args.device)
         progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
             group["lr"] = args.lr * schedule(step, progress, args.warmup)
@@ -441,7 +453,7 @@ def export(run: Path, dest: Path) -> None:
     from transformers import AutoTokenizer
 
     model = XSamModel(XSamConfig.load(run / "config.json"))
-    state = torch.load(run / "state.pt", weights_only=False)
+    state = torch.load(run / "state.pt", weights_only=False, map_location="cpu")
     model.load_state_dict(state["model"])
     tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
     save_folder(model, tokenizer, dest, dtype=torch.bfloat16,  # 15 MB instead of 31: the 30 MB budget
@@ -477,7 +489,9 @@ def main(argv=None) -> int:
                     help="task mix, e.g. chat=3,gcgseg=2 (the others keep their defaults: "
                          + ", ".join(f"{k}={v}" for k, v in TASK_WEIGHTS.items()) + ")")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads (one per physical core)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cuda when available (untested here: no GPU), else cpu")
     ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate on held-out scenes every N steps")
     ap.add_argument("--eval-scenes", type=int, default=40)
