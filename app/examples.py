@@ -34,7 +34,7 @@ SHAPES = [
     Example("examples/shapes-8.png", "intseg", prompts=[{"kind": "box", "box": [54, 50, 79, 76], "prompt": "1"}]),
     Example("examples/shapes-8.png", "vgdseg", prompts=[{"kind": "point", "x": 40, "y": 125, "prompt": "1"}]),
     Example("examples/shapes-6.png", "reaseg", "the shape that looks like a plus sign"),
-    Example("examples/shapes-2.png", "chat", "What colour is the triangle?"),
+    Example("examples/shapes-7.png", "chat", "How many shapes are there?"),
     Example("examples/shapes-7.png", "ovseg", "star, circle, square, triangle"),
 ]
 

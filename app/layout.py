@@ -35,9 +35,10 @@ def banner(service: Service, logging_on: bool) -> str:
     if service.embedded:
         lines.append(
             "This is the embedded **tiny X-SAM** trained on a generated *shapes world*: circles, squares, "
-            "triangles, stars, rings and crosses in 8 colours in front of a wall, on a floor. **It can** chat "
-            "about, segment, caption and ground such scenes (try the examples). **It cannot** handle real "
-            "photos: for those run `python app.py --model hao9610/X-SAM` on a GPU.")
+            "triangles, stars, rings and crosses in 8 colours in front of a wall, on a floor. **It can** "
+            "segment such scenes in every task (try the examples); its chat answers and caption wording are "
+            "often wrong (scores in its model card). **It cannot** handle real photos: for those run "
+            "`python app.py --model hao9610/X-SAM` on a GPU.")
     if logging_on:
         lines.append("**Notice: this server logs requests** (your images, prompts and results) to disk.")
     else:
