@@ -35,7 +35,7 @@ SHAPES = [
     Example("examples/shapes-8.png", "vgdseg", prompts=[{"kind": "point", "x": 40, "y": 125, "prompt": "1"}]),
     Example("examples/shapes-6.png", "reaseg", "the shape that looks like a plus sign"),
     Example("examples/shapes-7.png", "chat", "How many shapes are there?"),
-    Example("examples/shapes-7.png", "ovseg", "star, circle, square, triangle"),
+    Example("examples/shapes-7.png", "ovseg", "star, circle, square, triangle, wall, floor"),
 ]
 
 PHOTOS = [
