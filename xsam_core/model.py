@@ -66,6 +66,16 @@ class XSamModel(nn.Module):
         self.seg_connector = ConvConnector(h_sam, cfg.connector_hidden_dim, cfg.connector_scales)
         self.llm_projector = Projector(h_llm, cfg.mask_dim)
         self.bg_embeds = nn.Embedding(1, cfg.mask_dim)
+        self._init_mask2former()
+
+    def _init_mask2former(self) -> None:
+        """transformers' own inits for the standalone Mask2Former modules, which get none otherwise
+        (the pixel decoder's level_embed would hold uninitialised memory, NaN included)."""
+        from transformers.models.mask2former.modeling_mask2former import Mask2FormerPreTrainedModel
+
+        m2f = Mask2FormerPreTrainedModel(self.segmentor.pixel_decoder.config)
+        for module in list(self.segmentor.pixel_decoder.modules()) + list(self.segmentor.decoder.modules()):
+            m2f._init_weights(module)
 
     @property
     def device(self) -> torch.device:

@@ -338,20 +338,10 @@ def new_run(out: Path, seed: int) -> tuple[XSamModel, object]:
     cfg = embedded.embedded_config(len(tokenizer), special)
     torch.manual_seed(seed)
     model = XSamModel(cfg)
-    _init_weights(model)
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     cfg.save(out / "config.json")
     return model, tokenizer
-
-
-def _init_weights(model: XSamModel) -> None:
-    """transformers' own inits for every part (the standalone Mask2Former modules get none otherwise)."""
-    from transformers.models.mask2former.modeling_mask2former import Mask2FormerPreTrainedModel
-
-    m2f = Mask2FormerPreTrainedModel(model.segmentor.pixel_decoder.config)
-    for module in list(model.segmentor.pixel_decoder.modules()) + list(model.segmentor.decoder.modules()):
-        m2f._init_weights(module)
 
 
 def schedule(step: int, progress: float, warmup: int, floor: float = 0.1) -> float:
