@@ -12,7 +12,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import (
     Phi3Config,
@@ -171,12 +170,6 @@ class XSamModel(nn.Module):
     def decode_masks(self, enc: ImageEncoding, cond: torch.Tensor, seg: torch.Tensor,
                      embed_masks=None, cond_lens=None) -> DecoderOutput:
         return self.segmentor.decode(enc.pixels, cond, seg, embed_masks, cond_lens)
-
-    def upsample(self, mask_logits: torch.Tensor) -> torch.Tensor:
-        """Last prediction's mask logits → the SAM canvas (only this one is ever upsampled)."""
-        size = self.config.sam["image_size"]
-        return F.interpolate(mask_logits, size=(size, size), mode="bilinear", align_corners=False)
-
 
 def expand_ids(ids: list[int], num_image_tokens: int) -> list[int]:
     """The id sequence as the LLM sees it: <image> repeated once per visual token."""

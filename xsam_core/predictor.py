@@ -29,7 +29,7 @@ from .prompts import build_regions
 from .quantize import quantize_llm
 from .results import Prediction
 from .tasks import PromptError, get_task
-from .tasks.common import Choices, DecodeContext, to_original
+from .tasks.common import Choices, DecodeContext, to_canvas, to_original
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "xsam-tiny-shapes"
 
@@ -286,6 +286,7 @@ class Predictor:
                  trace=None) -> Prediction:
         generated, hidden = gen["generated"], gen["hidden"]
         p, q, seg = self.special["<p>"], self.special["</p>"], self.special["<SEG>"]
+        canvas_size = self.config.sam["image_size"]
         prompt_ids = expand_ids(ids, entry.encoding.image_tokens.shape[1])
         n = len(prompt_ids)
         fed = generated[:-1]  # tokens that were fed back: their states exist
@@ -335,8 +336,8 @@ class Predictor:
                 embed_masks = torch.ones(cond_in.shape[:2], device=self.device)
                 out = self.model.decode_masks(entry.encoding, cond_in, segs[None], embed_masks)
             if self.naive:  # the official code upsamples every prediction and resizes every query's mask
-                _ = [self.model.upsample(m) for m in out.mask_logits_lowres]
-                _ = to_original(self.model.upsample(out.mask_logits_lowres[-1])[0], entry.scaled, pred.image_size)
+                upsampled = [to_canvas(m, canvas_size) for m in out.mask_logits_lowres]
+                _ = to_original(upsampled[-1][0], entry.scaled, pred.image_size)
         if trace is not None:
             trace.update({
                 "cond_embeds.raw": conds, "seg_embeds.raw": segs,
@@ -344,7 +345,7 @@ class Predictor:
                 "class_queries_logits": out.class_logits, "decoder.intermediate_hidden_states.last": out.last_hidden,
                 "decoder.masks_queries_logits_all_layers_lowres": torch.stack(out.mask_logits_lowres),
                 "masks_queries_logits.lowres": out.mask_logits_lowres[-1],
-                "masks_queries_logits": self.model.upsample(out.mask_logits_lowres[-1]),
+                "masks_queries_logits": to_canvas(out.mask_logits_lowres[-1], canvas_size),
             })
             if not spec.refer:
                 trace["embed_masks"] = embed_masks
@@ -353,7 +354,7 @@ class Predictor:
                             .bool().cpu().numpy() for m in canvas_masks]
             # mask logits stay low-resolution on the model's device: tasks upsample only what they keep
             ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1],
-                                self.config.sam["image_size"], entry.scaled, pred.image_size,
+                                canvas_size, entry.scaled, pred.image_size,
                                 threshold, labels[: conds.shape[0]], meta, prompt_masks, regions.negative_points)
             result = spec.postprocess(ctx)
         pred.segments, pred.label_map, pred.regions = result.segments, result.label_map, prompt_masks

@@ -74,8 +74,12 @@ class DecodeContext:
         gives the official numbers at a fraction of the cost (the official code upsamples all 200,
         for all 10 decoder predictions)."""
         x = self.lowres[b] if queries is None else self.lowres[b, queries]
-        size = (self.canvas_size, self.canvas_size)
-        return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+        return to_canvas(x[None], self.canvas_size)[0]
+
+
+def to_canvas(mask_logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Low-resolution mask logits [B, Q, h, w] → the padded SAM canvas [B, Q, S, S] (bilinear)."""
+    return F.interpolate(mask_logits, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def to_original(x: torch.Tensor, scaled, original, mode: str = "bilinear") -> torch.Tensor:
