@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from xsam_core.processing import load_image
 from xsam_core.tasks import DESCRIPTIONS
 
 from . import files, views
@@ -191,9 +192,9 @@ class Handlers:
         pred, total = self.service.predict(canvas.image, task, text, canvas.prompts(task), threshold,
                                            parse_seed(seed))
         progress(0.8, desc="Rendering…")
-        outdir = files.request_dir()
-        downloads = views.exports(pred, canvas.image, outdir, alpha)
-        result = views.make_result(pred, canvas.image, outdir, alpha)
+        outdir, img = files.request_dir(), load_image(canvas.image)
+        downloads = views.exports(pred, img, outdir, alpha)
+        result = views.make_result(pred, img, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
         answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
         if task == "gcgseg":

@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image
 
 from xsam_core import render
-from xsam_core.processing import load_image
 from xsam_core.results import Prediction
 
 from .canvas import display_scale
@@ -37,8 +36,7 @@ class Result:
     alpha: float = 0.5
 
 
-def make_result(pred: Prediction, image: str, outdir: Path, alpha: float) -> Result:
-    img = load_image(image)
+def make_result(pred: Prediction, img: Image.Image, outdir: Path, alpha: float) -> Result:
     shown_img, shown = _resized(img, pred, display_scale(*img.size))
     path = outdir / "view.png"
     shown_img.save(path)
@@ -73,11 +71,11 @@ def overlay_file(result: Result, highlight: int | None = None) -> str:
     return str(path)
 
 
-def exports(pred: Prediction, image: str, outdir: Path, alpha: float) -> list[str]:
+def exports(pred: Prediction, img: Image.Image, outdir: Path, alpha: float) -> list[str]:
     """Downloads at the original resolution: overlay PNG, one PNG per mask in a zip, COCO RLE JSON."""
     stem = f"xsam-{pred.task}-{time.strftime('%H%M%S')}"
     png, zipped, js = (outdir / f"{stem}{suffix}" for suffix in ("-overlay.png", "-masks.zip", ".json"))
-    render.overlay(load_image(image), pred, alpha=alpha).save(png)
+    render.overlay(img, pred, alpha=alpha).save(png)
     zipped.write_bytes(pred.masks_zip())
     js.write_text(json.dumps(pred.to_json(), indent=1))
     return [str(png), str(zipped), str(js)]
