@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from app import build_demo, launch_options
-    from xsam_core.predictor import Predictor
+    from xsam_core.inference.predictor import Predictor
 
     predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, quantize=args.quantize)
     demo = build_demo(predictor, log_dir=args.log_dir, concurrency=args.concurrency)

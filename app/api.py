@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from xsam_core.processing import load_image
-from xsam_core.render import overlay
+from xsam_core.inference.processing import load_image
+from xsam_core.inference.render import overlay
 from xsam_core.tasks import DESCRIPTIONS, TASKS
 
 from . import files

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from xsam_core.processing import load_image
-from xsam_core.prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
+from xsam_core.inference.processing import load_image
+from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
 
 DISPLAY_MIN, DISPLAY_MAX = 512, 1024  # longest side of the displayed canvas
 PROMPT_COLORS = ["#00c853", "#2979ff", "#ff9100", "#d500f9", "#00b8d4", "#ffd600", "#c51162", "#64dd17"]

@@ -7,9 +7,9 @@ import logging
 
 import gradio as gr
 
-from xsam_core.checkpoint import CheckpointError
-from xsam_core.processing import ImageError
-from xsam_core.prompts import VisualPromptError
+from xsam_core.inference.processing import ImageError
+from xsam_core.inference.visual_prompts import VisualPromptError
+from xsam_core.modeling.checkpoint import CheckpointError
 from xsam_core.tasks import PromptError
 
 log = logging.getLogger("xsam.app")

@@ -1,6 +1,6 @@
 """Examples: generated shapes-world scenes for the embedded model, public-domain photos for X-SAM.
 
-Scenes come from `python -m xsam_core.shapes generate --n 8 --seed 123` with prompts from their
+Scenes come from `python -m xsam_core shapes generate --n 8 --seed 123` with prompts from their
 annotations; photos are scikit-image's public-domain sample images. Nothing is computed at start-up:
 picking an example loads it and runs it once.
 """

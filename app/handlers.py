@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from xsam_core.processing import load_image
+from xsam_core.inference.processing import load_image
 from xsam_core.tasks import DESCRIPTIONS
 
 from . import files, views

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from xsam_core.processing import ImageError
-from xsam_core.prompts import VisualPromptError, parse_prompts
-from xsam_core.results import Prediction
+from xsam_core.inference.processing import ImageError
+from xsam_core.inference.results import Prediction
+from xsam_core.inference.visual_prompts import VisualPromptError, parse_prompts
 
 from .canvas import PROMPT_TASKS
 from .gpu import model_runner

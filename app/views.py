@@ -1,6 +1,6 @@
 """Result views: overlay files, legend rows, GCG phrases with their mask colours, downloads, status.
 
-Everything is drawn by `xsam_core.render`; this module only adapts a Prediction to Gradio values.
+Everything is drawn by `xsam_core.inference.render`; this module only adapts a Prediction to Gradio values.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xsam_core import render
-from xsam_core.results import Prediction
+from xsam_core.inference import render
+from xsam_core.inference.results import Prediction
 
 from .canvas import display_scale
 

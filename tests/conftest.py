@@ -24,7 +24,7 @@ def ref_model() -> Path:
 @pytest.fixture(scope="session")
 def predictor(ref_model):
     """One Predictor on the reference fixture for the whole session (loading costs seconds)."""
-    from xsam_core.predictor import Predictor
+    from xsam_core.inference.predictor import Predictor
 
     return Predictor.load(str(ref_model), device="cpu")
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from app.canvas import Canvas, display_scale, is_canvas_file
 from app.presets import ADE20K, COCO_STUFF, COCO_THINGS, PRESETS
-from xsam_core.prompts import VisualPromptError, build_regions
-from xsam_core.results import Prediction
+from xsam_core.inference.results import Prediction
+from xsam_core.inference.visual_prompts import VisualPromptError, build_regions
 from xsam_core.tasks.common import Segment
 from xsam_core.tasks.genseg import parse_classes
 
@@ -142,7 +142,7 @@ def test_presets_parse_as_the_core_reads_them():
 
 def test_gcg_phrases_carry_their_mask_colours():
     from app.views import answer_text, gcg_phrases
-    from xsam_core.render import segment_colors
+    from xsam_core.inference.render import segment_colors
 
     mask = np.zeros((4, 4), bool)
     pred = Prediction(task="gcgseg", text="", raw_text="<p> a red circle </p> near <p> the wall </p> . <SEG> .",

@@ -14,8 +14,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from xsam_core import convert
-from xsam_core.checkpoint import (
+from xsam_core.evaluation.conformance import load_predictor
+from xsam_core.inference.predictor import Predictor, build_model
+from xsam_core.modeling import convert
+from xsam_core.modeling.checkpoint import (
     RELEASED,
     CheckpointError,
     detect_layout,
@@ -25,10 +27,8 @@ from xsam_core.checkpoint import (
     resolve,
     save_folder,
 )
-from xsam_core.config import XSamConfig, tiny_config
-from xsam_core.conformance import load_predictor
-from xsam_core.model import XSamModel
-from xsam_core.predictor import Predictor, build_model
+from xsam_core.modeling.config import XSamConfig, tiny_config
+from xsam_core.modeling.model import XSamModel
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
 CONFIG = FIXTURE / "config.json"

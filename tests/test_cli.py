@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from xsam_core.__main__ import main
+from xsam_core.cli import main
 from xsam_core.tasks import TASKS
 
 # pycocotools' decode trips a numpy-2 deprecation inside its own code
@@ -87,7 +87,7 @@ def test_tasks_lists_every_task(capsys):
 
 def test_conformance_delegates_every_argument(monkeypatch):
     seen = []
-    monkeypatch.setattr("xsam_core.conformance.main", lambda argv: seen.append(argv) or 7)
+    monkeypatch.setattr("xsam_core.evaluation.conformance.main", lambda argv: seen.append(argv) or 7)
     assert main(["conformance", "DIR", "--case", "refseg", "--help"]) == 7
     assert seen == [["DIR", "--case", "refseg", "--help"]]
 

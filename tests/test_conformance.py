@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xsam_core import conformance
+from xsam_core.evaluation import conformance
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
 

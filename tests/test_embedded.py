@@ -1,5 +1,5 @@
 """The shipped embedded model on a small fixed held-out set of generated scenes (a seed never
-used in training), through the same evaluation as `python -m xsam_core.evaluate`.
+used in training), through the same evaluation as `python -m xsam_core evaluate`.
 
 Thresholds sit a little below what the shipped checkpoint measured on this set (see its model
 card), so that a broken checkpoint, loader or post-processing fails here.
@@ -8,9 +8,9 @@ card), so that a broken checkpoint, loader or post-processing fails here.
 import pytest
 
 from xsam_core import shapes
-from xsam_core.checkpoint import folder_size
-from xsam_core.evaluate import evaluate
-from xsam_core.predictor import EMBEDDED_MODEL, Predictor
+from xsam_core.evaluation.evaluate import evaluate
+from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor
+from xsam_core.modeling.checkpoint import folder_size
 
 HELDOUT_SEED = 2026  # training draws scenes from seed 0 (and evaluates during training on 1_000_003)
 SCENES = 24

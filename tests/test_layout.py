@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from xsam_core.checkpoint import preset_for_state_dict, to_archive_keys
-from xsam_core.config import preset
-from xsam_core.model import XSamModel
+from xsam_core.modeling.checkpoint import preset_for_state_dict, to_archive_keys
+from xsam_core.modeling.config import preset
+from xsam_core.modeling.model import XSamModel
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
 VARIANTS = ["xsam-phi3", "xsam-qwen3-1.7b", "xsam-qwen3-4b"]

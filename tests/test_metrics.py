@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from xsam_core.metrics import (
+from xsam_core.evaluation.metrics import (
     ExactMatch,
     GCGMetrics,
     InstanceAP,

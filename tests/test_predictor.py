@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from xsam_core.predictor import Predictor
-from xsam_core.processing import ImageError, load_image
-from xsam_core.prompts import VisualPromptError, mask_to_rle
-from xsam_core.render import overlay
+from xsam_core.inference.predictor import Predictor
+from xsam_core.inference.processing import ImageError, load_image
+from xsam_core.inference.render import overlay
+from xsam_core.inference.visual_prompts import VisualPromptError, mask_to_rle
 from xsam_core.tasks import PromptError
 
 # pycocotools' decode trips a numpy-2 deprecation inside its own code

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xsam_core.predictor import Predictor
+from xsam_core.inference.predictor import Predictor
 
 pytest.importorskip("bitsandbytes")
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"

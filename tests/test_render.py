@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xsam_core.render import PALETTE, legend, overlay, segment_colors
-from xsam_core.results import Prediction
+from xsam_core.inference.render import PALETTE, legend, overlay, segment_colors
+from xsam_core.inference.results import Prediction
 from xsam_core.tasks.common import Segment
 
 GRAY = 100

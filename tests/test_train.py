@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from xsam_core import shapes, train
-from xsam_core.predictor import Predictor
+from xsam_core import shapes
+from xsam_core.inference.predictor import Predictor
+from xsam_core.training import train
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Benchmark: per-stage latency and peak memory, optimised vs the official pipeline's choices.
 
-    python -m xsam_core.bench [--models embedded,phi3] [--repeats 3] [--json bench.json]
+    python -m xsam_core bench [--models embedded,phi3] [--repeats 3] [--json bench.json]
 
 For each model, three scenarios, each in a fresh worker process (so that its peak memory is its
 own), on the same image, request and machine:
@@ -50,14 +50,14 @@ def _rss_mb() -> float:
 
 def scene_image(size=(640, 480)) -> np.ndarray:
     """A 640×480 shapes-world scene (the official CPU measurement used 640×480 too)."""
-    from . import shapes
+    from .. import shapes
 
     rng = np.random.default_rng(7)
     return shapes.generate_scene(rng, width=size[0], height=size[1]).image
 
 
 def load(model: str):
-    from .predictor import Predictor
+    from ..inference.predictor import Predictor
 
     if model == "embedded":
         return Predictor.load(None)
@@ -68,9 +68,9 @@ def load(model: str):
 
 def phi3_random():
     """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
-    from . import embedded
-    from .config import preset
-    from .predictor import Predictor, build_model
+    from ..inference.predictor import Predictor, build_model
+    from ..modeling import embedded
+    from ..modeling.config import preset
 
     cfg = preset("xsam-phi3")
     model = build_model(cfg, torch.bfloat16, "sdpa")
@@ -83,7 +83,7 @@ def phi3_random():
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
     tok = embedded.build_tokenizer(embedded.corpus(200))
     tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])  # ids of <SEG>, <p>, </p> as in Phi-3
-    from .checkpoint import add_xsam_tokens
+    from ..modeling.checkpoint import add_xsam_tokens
 
     add_xsam_tokens(tok)
     return Predictor(model, tok, name="xsam-phi3 (random weights)")
@@ -127,7 +127,7 @@ def worker(model: str, scenario: str, repeats: int) -> dict:
 
 
 def run_worker(model: str, scenario: str, repeats: int) -> dict:
-    cmd = [sys.executable, "-m", "xsam_core.bench", "--worker", model, scenario, "--repeats", str(repeats)]
+    cmd = [sys.executable, "-m", "xsam_core", "bench", "--worker", model, scenario, "--repeats", str(repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
@@ -161,7 +161,7 @@ def ratios(results: list[dict]) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xsam_core.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="xsam bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="embedded,phi3")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
@@ -184,6 +184,3 @@ def main(argv=None) -> int:
             json.dump(summary, f, indent=1)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

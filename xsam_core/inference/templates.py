@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX
+from ..modeling.config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX
 
 _PLACEHOLDERS = {"<image>": IMAGE_TOKEN_INDEX, "<region>": REGION_TOKEN_INDEX}
 _SPLIT = re.compile(r"(<image>|<region>)")

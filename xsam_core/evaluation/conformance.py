@@ -1,6 +1,6 @@
 """Verification runner: replay reference cases of the official implementation and compare.
 
-    python -m xsam_core.conformance DIR [--case NAME ...] [--atol 1e-4]
+    python -m xsam_core conformance DIR [--case NAME ...] [--atol 1e-4]
 
 DIR is a folder in the format of the shared `xsam-ref` fixture (config.json in the fixture format,
 pytorch_model.bin in an official key layout, tokenizer/, cases/<case>/{image.png, meta.json,
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from .checkpoint import load_tokenizer, load_weights, read_state_dict
-from .config import XSamConfig
-from .model import XSamModel
-from .predictor import Predictor
+from ..inference.predictor import Predictor
+from ..modeling.checkpoint import load_tokenizer, load_weights, read_state_dict
+from ..modeling.config import XSamConfig
+from ..modeling.model import XSamModel
 
 TASK_NAMES = {"imgconv": "chat", "img_chat": "chat"}
 MODES = {"pan": "panoptic", "sem": "semantic", "ins": "instance"}
@@ -158,7 +157,7 @@ def check_instances(out, refs, report, case) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xsam_core.conformance", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="xsam conformance", description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--case", action="append", help="run only these cases")
     ap.add_argument("--atol", type=float, default=1e-4)
@@ -184,6 +183,3 @@ def main(argv=None) -> int:
     print(f"{report.passed} passed, {report.failed} failed")
     return 1 if report.failed or not report.passed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

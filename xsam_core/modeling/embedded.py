@@ -12,7 +12,9 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from . import shapes
+from .. import shapes
+from ..tasks import ANSWERS
+from ..tasks import TEMPLATES as QUESTION_TEMPLATES
 from .config import (
     M2F_SWIN_L_COCO_PANOPTIC,
     SAM_PROCESSOR,
@@ -23,8 +25,6 @@ from .config import (
     TEMPLATES,
     XSamConfig,
 )
-from .tasks import ANSWERS
-from .tasks import TEMPLATES as QUESTION_TEMPLATES
 
 NAME = "xsam-tiny-shapes"
 CHAT_MARKERS = ["<|user|>", "<|end|>", "<|assistant|>"]

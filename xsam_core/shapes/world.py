@@ -16,7 +16,7 @@ visible, and two things of one colour never touch. Masks are the exact pixels pa
 anti-aliasing): a thing's mask is where the image has its colour, and the thing masks plus the
 visible ``wall`` and ``floor`` masks tile the image.
 
-Files (``python -m xsam_core.shapes generate --out DIR --n N --seed S``)
+Files (``python -m xsam_core shapes generate --out DIR --n N --seed S``)
 -------------------------------------------------------------------
 ``DIR/images/000001.png`` ... and ``DIR/annotations.json``, a COCO-style dict:
 
@@ -641,7 +641,7 @@ def annotation_mask(annotation: dict) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m xsam_core.shapes", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="xsam shapes", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write a shapes-world dataset")
     gen.add_argument("--out", required=True, help="output directory")
@@ -652,6 +652,3 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {len(coco['images'])} images, {len(coco['annotations'])} annotations, "
           f"{len(coco['tasks'])} requests to {args.out}")
 
-
-if __name__ == "__main__":
-    main()

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .prompts import mask_to_rle
-from .tasks.common import Segment, mask_box
+from ..tasks.common import Segment, mask_box
+from .visual_prompts import mask_to_rle
 
 
 @dataclass

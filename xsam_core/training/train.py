@@ -1,7 +1,7 @@
 """Train the embedded X-SAM on the shapes world: X-SAM's unified co-training on a laptop.
 
-    python -m xsam_core.train --out runs/tiny --minutes 90            # start, or resume the same run
-    python -m xsam_core.train --out runs/tiny --export checkpoints/xsam-tiny-shapes
+    python -m xsam_core train --out runs/tiny --minutes 90            # start, or resume the same run
+    python -m xsam_core train --out runs/tiny --export checkpoints/xsam-tiny-shapes
 
 One model, every task mixed in every batch (chat, referring, reasoning, generic panoptic /
 semantic / instance, grounded caption, interactive, visual-grounded). Scenes are generated on the
@@ -39,16 +39,17 @@ from torch import nn
 from transformers import Mask2FormerConfig
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 
-from . import embedded, shapes
-from .checkpoint import save_folder
-from .config import XSamConfig
-from .model import ImageEncoding, XSamModel, expand_ids, mark_ids, span_ids
-from .processing import sam_mask, sam_pixels, siglip_pixels
-from .prompting import apply_template, encode_prompt
-from .prompts import build_regions
-from .segmentor import PixelFeatures
-from .tasks import ANSWERS, TASKS
-from .tasks.common import Choices
+from .. import shapes
+from ..inference.processing import sam_mask, sam_pixels, siglip_pixels
+from ..inference.templates import apply_template, encode_prompt
+from ..inference.visual_prompts import build_regions
+from ..modeling import embedded
+from ..modeling.checkpoint import save_folder
+from ..modeling.config import XSamConfig
+from ..modeling.model import ImageEncoding, XSamModel, expand_ids, mark_ids, span_ids
+from ..modeling.segmentor import PixelFeatures
+from ..tasks import ANSWERS, TASKS
+from ..tasks.common import Choices
 
 CATEGORIES = list(shapes.SHAPES + shapes.STUFF)
 COLOURS = list(shapes.COLOURS)
@@ -424,8 +425,8 @@ def _save(path: Path, model, attr, opt, step: int, elapsed: float) -> None:
 
 
 def _eval(model, tokenizer, out: Path, args, step: int, log) -> None:
-    from .evaluate import evaluate
-    from .predictor import Predictor
+    from ..evaluation.evaluate import evaluate
+    from ..inference.predictor import Predictor
 
     heldout = out / "heldout"
     if not (heldout / "annotations.json").exists():
@@ -462,7 +463,7 @@ def _task_weights(text: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xsam_core.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="xsam train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run folder (state, log, tokenizer); an existing one resumes")
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
     ap.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
@@ -492,6 +493,3 @@ def main(argv=None) -> int:
     train(args)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Evaluate any model the core loads on a folder in the shapes-world format.
 
-    python -m xsam_core.evaluate --model PATH --data DIR [--task T ...] [--limit N] [--threshold 0.5]
+    python -m xsam_core evaluate --model PATH --data DIR [--task T ...] [--limit N] [--threshold 0.5]
 
 Every request of the folder runs through `Predictor.predict` (real greedy generation, as a user
 would get it) and is scored with the standard metric of its task:
@@ -27,8 +27,9 @@ import time
 
 import numpy as np
 
-from . import metrics, shapes
-from .predictor import Predictor
+from .. import shapes
+from ..inference.predictor import Predictor
+from . import metrics
 
 GENSEG_KEYS = {"panoptic": "genseg/panoptic", "semantic": "genseg/semantic", "instance": "genseg/instance"}
 
@@ -137,10 +138,10 @@ def evaluate(predictor: Predictor, root, tasks=None, limit: int | None = None, t
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xsam_core.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="xsam evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="model folder, weights file or hub id (default: the embedded model)")
     ap.add_argument("--tokenizer")
-    ap.add_argument("--data", required=True, help="a folder written by `python -m xsam_core.shapes generate`")
+    ap.add_argument("--data", required=True, help="a folder written by `python -m xsam_core shapes generate`")
     ap.add_argument("--task", action="append", help="only these tasks (e.g. refseg, genseg/panoptic)")
     ap.add_argument("--limit", type=int, help="at most N requests per task")
     ap.add_argument("--threshold", type=float, default=0.5)
@@ -163,6 +164,3 @@ def _scalars(values: dict) -> dict:
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in values.items()
             if not isinstance(v, dict)}
 
-
-if __name__ == "__main__":
-    sys.exit(main())

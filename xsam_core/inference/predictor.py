@@ -20,18 +20,25 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
-from .checkpoint import CheckpointError, load_tokenizer, load_weights, preset_for_state_dict, read_state_dict, resolve
-from .config import IMAGE_TOKEN_INDEX, SPECIAL_TOKENS, XSamConfig, preset
-from .model import ImageEncoding, XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..modeling.checkpoint import (
+    CheckpointError,
+    load_tokenizer,
+    load_weights,
+    preset_for_state_dict,
+    read_state_dict,
+    resolve,
+)
+from ..modeling.config import IMAGE_TOKEN_INDEX, SPECIAL_TOKENS, XSamConfig, preset
+from ..modeling.model import ImageEncoding, XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..modeling.quantize import quantize_llm
+from ..tasks import PromptError, get_task
+from ..tasks.common import Choices, DecodeContext, to_canvas, to_original
 from .processing import load_image, sam_mask, sam_pixels, siglip_pixels
-from .prompting import apply_template, encode_prompt
-from .prompts import build_regions
-from .quantize import quantize_llm
 from .results import Prediction
-from .tasks import PromptError, get_task
-from .tasks.common import Choices, DecodeContext, to_canvas, to_original
+from .templates import apply_template, encode_prompt
+from .visual_prompts import build_regions
 
-EMBEDDED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "xsam-tiny-shapes"
+EMBEDDED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "xsam-tiny-shapes"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Convert an official X-SAM checkpoint (+ its tokenizer) into one self-contained folder.
 
-    python -m xsam_core.convert --checkpoint PATH_OR_HUB --tokenizer PATH_OR_HUB --out DIR
+    python -m xsam_core convert --checkpoint PATH_OR_HUB --tokenizer PATH_OR_HUB --out DIR
                                 [--dtype bfloat16|float32|float16] [--config PRESET_OR_config.json]
 
 The checkpoint is a `pytorch_model.bin` / `.safetensors` in the archive or main-branch key layout,
@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from ..inference.predictor import build_model
 from .checkpoint import (
     CheckpointError,
     detect_layout,
@@ -39,7 +40,6 @@ from .checkpoint import (
     save_folder,
 )
 from .config import PRESETS, SPECIAL_TOKENS, XSamConfig, preset
-from .predictor import build_model
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
@@ -92,7 +92,7 @@ def convert(checkpoint: str, tokenizer: str | None, out: str | Path, dtype: str 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xsam_core.convert", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="xsam convert", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="weights file, folder, or hub id (hao9610/X-SAM[:variant])")
     ap.add_argument("--tokenizer", help="tokenizer folder or hub id (default: the variant's or the folder's)")
     ap.add_argument("--out", required=True, help="the folder to write")
@@ -109,6 +109,3 @@ def main(argv=None) -> int:
         print(f"{key:8s} {value}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
