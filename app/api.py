@@ -11,7 +11,7 @@ import gradio as gr
 
 from xsam_core.inference.processing import load_image
 from xsam_core.inference.render import overlay
-from xsam_core.tasks import DESCRIPTIONS, TASKS
+from xsam_core.tasks import TASKS
 
 from . import files
 from .errors import friendly
@@ -30,7 +30,7 @@ def endpoint(service: Service, task: str):
         return str(path), pred.text, pred.to_json()
 
     predict.__name__ = task
-    predict.__doc__ = DESCRIPTIONS[task]
+    predict.__doc__ = TASKS[task].description
     return predict
 
 
@@ -47,5 +47,5 @@ def register(service: Service, concurrency: int) -> None:
         for task in TASKS:
             trigger = gr.Button(task)
             trigger.click(endpoint(service, task), [image, text, prompts, threshold], [out_image, out_text, out_json],
-                          api_name=task, api_description=DESCRIPTIONS[task], concurrency_id=CONCURRENCY_ID,
+                          api_name=task, api_description=TASKS[task].description, concurrency_id=CONCURRENCY_ID,
                           concurrency_limit=concurrency, show_progress="hidden")

@@ -17,13 +17,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from xsam_core.inference.processing import load_image
 from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
+from xsam_core.tasks import get_task
 
 DISPLAY_MIN, DISPLAY_MAX = 512, 1024  # longest side of the displayed canvas
 PROMPT_COLORS = ["#00c853", "#2979ff", "#ff9100", "#d500f9", "#00b8d4", "#ffd600", "#c51162", "#64dd17"]
 NEGATIVE_COLOR = "#ff1744"
 PREFIX = "xsam-canvas-"  # file names of drawn canvases: the app's own images, not new uploads
 MODES = ("point", "negative", "box")
-PROMPT_TASKS = ("intseg", "vgdseg")  # tasks that read visual prompts
 
 
 def display_scale(width: int, height: int) -> float:
@@ -133,11 +133,12 @@ class Canvas:
     # --- reading ---------------------------------------------------------------------------------
 
     def prompts(self, task: str) -> list[dict]:
-        """What a task gets: intseg takes the active prompt (and the negative points), vgdseg all of
-        them, the other tasks none."""
-        if task == "intseg":
+        """What a task gets: a task of one visual prompt takes the active one (and the negative points),
+        a task of several all of them, the other tasks none (the core would drop them)."""
+        spec = get_task(task)
+        if spec.regions[1] == 1:
             return [i for i in self.items if i.get("negative") or str(i.get("prompt", "1")) == self.active]
-        return list(self.items) if task in PROMPT_TASKS else []
+        return list(self.items) if spec.takes_prompts else []
 
     def to_json(self) -> str:
         return "[\n" + ",\n".join("  " + json.dumps(i) for i in self.items) + "\n]" if self.items else "[]"

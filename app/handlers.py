@@ -12,10 +12,11 @@ import numpy as np
 from PIL import Image
 
 from xsam_core.inference.processing import load_image
-from xsam_core.tasks import DESCRIPTIONS
+from xsam_core.inference.visual_prompts import mask_from_image
+from xsam_core.tasks import TASKS, get_task
 
 from . import files, views
-from .canvas import PROMPT_TASKS, Canvas, is_canvas_file
+from .canvas import Canvas, is_canvas_file
 from .errors import USER_ERRORS, friendly, user_message
 from .examples import Example
 from .presets import PRESETS
@@ -23,27 +24,8 @@ from .service import Service
 
 IMAGE_OUTPUTS = 5 + 1 + 7  # canvas outputs, the scribble editor's image, result outputs
 
-TEXT_FIELDS = {  # task → (label, placeholder); tasks absent here take no text
-    "chat": ("Question", "What colour is the triangle?"),
-    "genseg": ("Classes (`ins:` things; `sem:` stuff)", "ins: circle, square; sem: wall, floor"),
-    "ovseg": ("Category names, comma-separated", "star, circle, wall"),
-    "refseg": ("Referring expression", "the red circle"),
-    "reaseg": ("Question whose answer is an object", "the shape with three corners"),
-}
-NEEDS = {
-    "chat": "an image and a question.",
-    "genseg": "class names as `ins: things; sem: stuff` — both parts give panoptic masks, `ins:` alone "
-              "instances, `sem:` alone a semantic map. Pick a preset instead of typing.",
-    "ovseg": "any category names, comma-separated.",
-    "refseg": "a phrase that names one object.",
-    "reaseg": "a question whose answer is an object.",
-    "gcgseg": "only the image. Click a coloured phrase of the caption to highlight its mask.",
-    "intseg": "one visual prompt on the image: click the object (+ Point), click two corners of a box, "
-              "draw a scribble or upload a mask. − Negative points reject masks that cover them. "
-              "Uses the active prompt.",
-    "vgdseg": "one or more visual prompts on example objects: every similar object gets a mask. "
-              "Use + New prompt for each kind of object.",
-}
+# Where visual prompts added in a task that reads none take the user: the task of one visual prompt.
+PROMPT_TASK = next(name for name, t in TASKS.items() if t.regions == (1, 1))
 
 
 def parse_seed(text: str | None) -> int | None:
@@ -57,7 +39,8 @@ def parse_seed(text: str | None) -> int | None:
 
 
 def task_info(task: str) -> str:
-    return f"{DESCRIPTIONS[task]}.  \n**Needs:** {NEEDS[task]}"
+    spec = get_task(task)
+    return f"{spec.description}.  \n**Needs:** {spec.needs}"
 
 
 def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
@@ -68,12 +51,12 @@ def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
 
 
 def prompt_task(task: str):
-    """Visual prompts are read by intseg and vgdseg: adding one in another task switches to intseg."""
-    if task in PROMPT_TASKS:
+    """Adding a visual prompt in a task that reads none switches to the task of one visual prompt."""
+    if get_task(task).takes_prompts:
         return gr.skip()
-    gr.Info("Visual prompts are for interactive or visual-grounded segmentation: switched to interactive.",
-            duration=4)
-    return "intseg"
+    readers = " or ".join(t.title.lower() for t in TASKS.values() if t.takes_prompts)
+    gr.Info(f"Visual prompts are for {readers}: switched to {TASKS[PROMPT_TASK].title.lower()}.", duration=4)
+    return PROMPT_TASK
 
 
 def empty_results() -> tuple:
@@ -155,28 +138,24 @@ class Handlers:
         """An uploaded mask image: its alpha where it has transparency, else its bright pixels."""
         if not path:
             raise gr.Error("Upload a mask image first (white or opaque = the region).", print_exception=False)
-        img = Image.open(path)
-        if img.mode in ("RGBA", "LA", "PA") and img.getchannel("A").getextrema()[0] < 255:
-            mask = np.asarray(img.getchannel("A")) > 127
-        else:
-            mask = np.asarray(img.convert("L")) > 127
-        gr.Info(canvas.add_mask(mask), duration=3)
+        gr.Info(canvas.add_mask(mask_from_image(Image.open(path))), duration=3)
         return (*canvas_outputs(canvas), prompt_task(task))
 
     # --- task inputs -----------------------------------------------------------------------------
 
     @staticmethod
     def task_changed(task: str):
-        label, placeholder = TEXT_FIELDS.get(task, ("Text", ""))
-        return (task_info(task), gr.update(visible=task in TEXT_FIELDS, label=label, placeholder=placeholder),
-                gr.update(visible=task in ("genseg", "ovseg")), gr.update(visible=task in PROMPT_TASKS))
+        spec = get_task(task)
+        text = gr.update(visible=False) if spec.text is None else gr.update(
+            visible=True, label=spec.text.label, placeholder=spec.text.example)
+        return task_info(task), text, gr.update(visible=spec.class_list), gr.update(visible=spec.takes_prompts)
 
     @staticmethod
     def preset_chosen(name: str | None, task: str):
         if not name:
             return gr.skip()
         text = PRESETS[name]
-        if task == "ovseg":  # a plain list: every name a thing
+        if get_task(task).open_vocabulary:  # a plain list: every name a thing
             text = ", ".join(n.strip() for part in text.split(";") for n in part.split(":")[-1].split(","))
         return text
 
@@ -197,7 +176,7 @@ class Handlers:
         result = views.make_result(pred, img, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
         answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
-        if task == "gcgseg":
+        if get_task(task).grounded_answer:
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)
             answer = gr.update(visible=False, value=views.answer_text(pred))

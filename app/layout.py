@@ -6,7 +6,7 @@ import functools
 
 import gradio as gr
 
-from xsam_core.tasks import DESCRIPTIONS, TASKS
+from xsam_core.tasks import TASKS
 
 from . import api, examples
 from .canvas import MODES, Canvas
@@ -58,7 +58,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         gr.Markdown(banner(service, log_dir is not None), elem_id="banner")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                task = gr.Radio([(DESCRIPTIONS[t].split(" — ")[0], t) for t in TASKS], value="refseg",
+                task = gr.Radio([(t.title, name) for name, t in TASKS.items()], value="refseg",
                                 label="Task", elem_id="task")
                 info = gr.Markdown(task_info("refseg"))
                 with gr.Tabs():

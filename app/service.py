@@ -6,9 +6,8 @@ import time
 
 from xsam_core.inference.processing import ImageError
 from xsam_core.inference.results import Prediction
-from xsam_core.inference.visual_prompts import VisualPromptError, parse_prompts
+from xsam_core.inference.visual_prompts import parse_prompts
 
-from .canvas import PROMPT_TASKS
 from .gpu import model_runner
 from .request_log import RequestLog
 
@@ -27,10 +26,7 @@ class Service:
         """One request → (prediction, wall-clock ms). Raises the core's user-facing errors."""
         if not image:
             raise ImageError("no image: upload one, paste one, take a webcam picture or pick an example")
-        items = parse_prompts(prompts) if task in PROMPT_TASKS else []  # the other tasks take none
-        if task in PROMPT_TASKS and not any(not i.get("negative") for i in items):
-            raise VisualPromptError("this task needs a visual prompt: click the object, draw a box or a scribble, "
-                                    "or upload a mask")
+        items = parse_prompts(prompts)  # the core's request rules decide what the task reads
         start = time.perf_counter()
         try:
             pred = self._run(image, task, text or "", items, float(threshold), seed)

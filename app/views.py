@@ -15,12 +15,10 @@ import numpy as np
 from PIL import Image
 
 from xsam_core.inference import render
-from xsam_core.inference.results import Prediction
+from xsam_core.inference.results import STAGES, Prediction
 
 from .canvas import display_scale
 
-STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
-          "postprocess")
 NO_MASK = "#9e9e9e"  # a phrase whose mask is missing
 
 
@@ -128,6 +126,7 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     dtype = info.get("dtype", "?") + (f" (LLM {info['llm_weights']})" if info.get("llm_weights") else "")
     line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {dtype} · "
             f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
-    if info.get("note"):
-        line += f"  \nNote: {info['note']}"
+    for note in [info.get("note")] + list(info.get("ignored") or []):
+        if note:
+            line += f"  \nNote: {note}"
     return line

@@ -1,6 +1,6 @@
 """The per-image cache is bounded by bytes and drops the least recently used image first."""
 
-from xsam_core.inference.predictor import ByteLRU
+from xsam_core.inference.cache import ByteLRU
 
 
 class Entry:

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from xsam_core.evaluation.conformance import load_predictor
+from xsam_core.evaluation.conformance import load_predictor, traced_predict
 from xsam_core.inference.predictor import Predictor, build_model
 from xsam_core.modeling import convert
 from xsam_core.modeling.checkpoint import (
@@ -64,8 +64,7 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 def predictions(pred: Predictor) -> tuple:
     """A forced refseg (every traced tensor, the mask) and a short greedy chat."""
-    trace = {}
-    seg = pred.predict(IMAGE, "refseg", "the red box on the left", seed=1, force_answer="Sure, <SEG>.", trace=trace)
+    seg, trace = traced_predict(pred, IMAGE, "refseg", "the red box on the left", None, "Sure, <SEG>.", seed=1)
     chat = pred.predict(IMAGE, "chat", "What is in this picture?", max_new_tokens=8)
     return trace, seg.label_map, seg.segments[0].score, chat.raw_text
 

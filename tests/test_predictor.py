@@ -240,8 +240,9 @@ def test_bad_images(predictor, tmp_path, scene):
     ([{"kind": "scribble", "points": [[-5, -5], [-1, -9]]}], VisualPromptError, "entirely outside"),
     ([{"kind": "point", "x": 5, "y": 5}, {"kind": "point", "x": 500, "y": 5, "negative": True}], VisualPromptError,
      "negative point .* outside"),
-    ("", PromptError, "exactly one visual prompt .got 0"),
-    ("[]", PromptError, "exactly one visual prompt .got 0"),
+    ("", VisualPromptError, "needs a visual prompt"),
+    ("[]", VisualPromptError, "needs a visual prompt"),
+    ([{"kind": "point", "x": 5, "y": 5, "negative": True}], VisualPromptError, "needs a visual prompt"),
     ("[{", VisualPromptError, "not valid JSON"),
     ('"a point"', VisualPromptError, "JSON list of objects"),
     ([{"kind": "blob"}], VisualPromptError, "unknown prompt kind 'blob'"),
@@ -255,7 +256,7 @@ def test_bad_intseg_prompts(predictor, scene, prompts, error, message):
 
 
 def test_vgdseg_needs_a_region(predictor, scene):
-    with pytest.raises(PromptError, match="at least one visual prompt"):
+    with pytest.raises(VisualPromptError, match="needs a visual prompt"):
         predictor.predict(scene, "vgdseg", prompts=[], force_answer="Sure, <SEG>.")
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from xsam_core.evaluation.conformance import traced_predict
 from xsam_core.inference.predictor import Predictor
 
 pytest.importorskip("bitsandbytes")
@@ -12,9 +13,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "
 
 
 def _hidden(pred: Predictor, image) -> torch.Tensor:
-    trace = {}
-    pred.predict(image, "refseg", "the red box", force_answer="Sure, <SEG>.", trace=trace)
-    return trace["llm.last_hidden_state"].float()
+    _, tensors = traced_predict(pred, image, "refseg", "the red box", None, "Sure, <SEG>.")
+    return tensors["llm.last_hidden_state"].float()
 
 
 @pytest.mark.parametrize("mode, tolerance", [("8bit", 0.05), ("4bit", 0.25)])

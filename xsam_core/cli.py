@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .inference.visual_prompts import VisualPromptError, parse_prompts
-from .tasks import DESCRIPTIONS, TASKS
+from .tasks import TASKS
 
 # name → (module with a `main(argv)`, one line of help); imported only when run (torch is slow to import)
 TOOLS = {
@@ -99,13 +99,16 @@ def cmd_predict(args) -> int:
             print(f"{path.name}: error: {e}", file=sys.stderr)
             continue
         print(f"{path.name}: {pred.task} {len(pred.segments)} masks {pred.text!r} {ms:.0f} ms")
+        for note in [pred.info.get("note")] + list(pred.info.get("ignored") or []):
+            if note:
+                print(f"{path.name}: note: {note}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def cmd_tasks(args) -> int:
     width = max(map(len, TASKS))
     for name in TASKS:
-        print(f"{name:<{width}}  {DESCRIPTIONS[name]}")
+        print(f"{name:<{width}}  {TASKS[name].description}")
     return 0
 
 

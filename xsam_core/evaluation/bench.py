@@ -33,9 +33,12 @@ import time
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
-STAGES = ["preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
-          "postprocess"]
+from ..inference.predictor import Predictor
+from ..inference.results import STAGES
+from ..tasks.common import to_canvas, to_original
+
 ANSWER = "Sure, it is <SEG>."
 
 
@@ -57,8 +60,6 @@ def scene_image(size=(640, 480)) -> np.ndarray:
 
 
 def load(model: str):
-    from ..inference.predictor import Predictor
-
     if model == "embedded":
         return Predictor.load(None)
     if model == "phi3":
@@ -68,7 +69,7 @@ def load(model: str):
 
 def phi3_random():
     """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
-    from ..inference.predictor import Predictor, build_model
+    from ..inference.predictor import build_model
     from ..modeling import embedded
     from ..modeling.config import preset
 
@@ -89,14 +90,35 @@ def phi3_random():
     return Predictor(model, tok, name="xsam-phi3 (random weights)")
 
 
-def official_choices(pred) -> None:
-    """The official pipeline: no caches, every prediction upsampled (Predictor.naive), and SAM's
-    eager attention with its fp32 softmax (X-SAM builds SAM with attn_implementation="eager")."""
-    from transformers.models.sam.modeling_sam import SamVisionAttention
+class OfficialCosts(Predictor):
+    """The official pipeline's costs on the same model: no image or prefix cache (the whole prompt is
+    prefilled every time), every decoder prediction upsampled to the SAM canvas and every query's mask
+    resized to the original image, and SAM's eager attention with its fp32 softmax (X-SAM builds SAM
+    with attn_implementation="eager")."""
 
-    pred.naive = True
-    for layer in pred.model.segmentor.encoder.layers:
-        layer.attn.__class__ = SamVisionAttention  # same parameters, the eager forward
+    def __init__(self, pred: Predictor):
+        super().__init__(pred.model, pred.tokenizer, pred.name)
+        from transformers.models.sam.modeling_sam import SamVisionAttention
+
+        for layer in self.model.segmentor.encoder.layers:
+            layer.attn.__class__ = SamVisionAttention  # same parameters, the eager forward
+        self.model.segmentor.register_forward_hook(self._upsample_everything)
+        self._sizes = None
+
+    def _image_entry(self, img, key, timings):
+        self.cache.clear()
+        return super()._image_entry(img, key, timings)
+
+    def _start(self, entry, ids, timings):
+        return 0, DynamicCache(), []
+
+    def _answer(self, spec, meta, entry, ids, gen, regions, canvas_masks, img, *rest):
+        self._sizes = entry.scaled, (img.height, img.width)
+        return super()._answer(spec, meta, entry, ids, gen, regions, canvas_masks, img, *rest)
+
+    def _upsample_everything(self, module, args, out):
+        upsampled = [to_canvas(m, self.config.sam["image_size"]) for m in out.mask_logits_lowres]
+        to_original(upsampled[-1][0], *self._sizes)
 
 
 def worker(model: str, scenario: str, repeats: int) -> dict:
@@ -104,7 +126,7 @@ def worker(model: str, scenario: str, repeats: int) -> dict:
     before = _rss_mb()
     pred = load(model)
     if scenario == "naive":
-        official_choices(pred)
+        pred = OfficialCosts(pred)
     loaded = _rss_mb()
     image = scene_image()
     h, w = image.shape[:2]
@@ -118,7 +140,7 @@ def worker(model: str, scenario: str, repeats: int) -> dict:
         t = time.perf_counter()
         out = pred.predict(image, "intseg", prompts=clicks[i], force_answer=ANSWER)
         runs.append({"total": (time.perf_counter() - t) * 1000, **out.timings})
-    stages = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in ["total"] + STAGES}
+    stages = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in ["total", *STAGES]}
     peak = _peak_rss_mb()
     return {"model": model, "scenario": scenario, "repeats": repeats, "ms": stages,
             "peak_rss_mb": round(peak, 1), "weights_rss_mb": round(loaded - before, 1),
@@ -135,7 +157,7 @@ def run_worker(model: str, scenario: str, repeats: int) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    cols = ["total"] + STAGES
+    cols = ["total", *STAGES]
     head = f"{'model':10s} {'scenario':8s} " + " ".join(f"{c[:9]:>9s}" for c in cols) + "   peak MB  work MB"
     lines = [head, "-" * len(head)]
     for r in results:

@@ -23,11 +23,16 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ..inference.predictor import Predictor
+from ..inference.templates import encode_prompt
 from ..modeling.checkpoint import load_tokenizer, load_weights, read_state_dict
 from ..modeling.config import XSamConfig
-from ..modeling.model import XSamModel
+from ..modeling.model import XSamModel, expand_ids, mark_ids, span_ids
+from ..tasks.common import to_canvas
 
 TASK_NAMES = {"imgconv": "chat", "img_chat": "chat"}
+# Deliberate differences from the official demo that the runner recognises and names on the line.
+END_MARKER_KEPT = ("end-marker-kept: the official clean-up removes only Phi-3's <|end|>, so with other "
+                   "templates (Qwen's <|im_end|>) the marker stays in its answers; we remove every template's")
 MODES = {"pan": "panoptic", "sem": "semantic", "ins": "instance"}
 
 
@@ -67,6 +72,120 @@ def load_predictor(folder: Path) -> Predictor:
     return Predictor(model, load_tokenizer(folder / "tokenizer"), name=cfg.name)
 
 
+class Recorder:
+    """Forward hooks on the model's modules that collect the reference fixture's tensors, by name, while
+    the Predictor runs a request as it always does; `finish` derives the rest (ids, logits, upsampled
+    masks) from what was recorded and from the request's tokens."""
+
+    def __init__(self, model: XSamModel):
+        self.model, self.tensors, self.llm_in, self.llm_out = model, {}, [], []
+        self.sam_states, self.sampler = [], []
+        sam = model.segmentor.encoder
+        hooks = [
+            (model.visual_encoder.embeddings, self._input("input.siglip_pixel_values"), True),
+            (sam.patch_embed, self._input("input.sam_pixel_values"), True),
+            (sam.layers[0], lambda m, args: self.sam_states.append(args[0]), True),
+            (model.visual_projector, self._in_out("siglip.hidden_selected", "visual_projector.out"), False),
+            (model.seg_projector, self._in_out("seg_projector.in", "seg_projector.out"), False),
+            (model.seg_connector, self._connector, False),
+            (model.segmentor.pixel_decoder, self._pixel_decoder, False),
+            (model.sampler, lambda m, args, out: self.sampler.append((args[1], *out)), False),
+            (model.segmentor, self._decoder, False),
+        ]
+        hooks += [(layer, lambda m, args, out: self.sam_states.append(out), False) for layer in sam.layers]
+        self.handles = [module.register_forward_pre_hook(fn) if pre else module.register_forward_hook(fn)
+                        for module, fn, pre in hooks]
+        self.handles.append(model.llm.model.register_forward_pre_hook(
+            lambda m, args, kw: self.llm_in.append(kw["inputs_embeds"]), with_kwargs=True))
+        self.handles.append(model.llm.model.register_forward_hook(
+            lambda m, args, out: self.llm_out.append(out.last_hidden_state)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def _input(self, name):
+        return lambda m, args: self.tensors.setdefault(name, args[0])
+
+    def _in_out(self, name_in, name_out):
+        def hook(m, args, out):
+            self.tensors[name_in], self.tensors[name_out] = args[0], out
+        return hook
+
+    def _connector(self, m, args, out):
+        self.tensors.update({f"seg_connector.out.{i}": x for i, x in enumerate(out)})
+
+    def _pixel_decoder(self, m, args, out):
+        self.tensors["pixel_decoder.mask_features"] = out.mask_features
+        self.tensors.update({f"pixel_decoder.multi_scale_features.{i}": x
+                             for i, x in enumerate(out.multi_scale_features)})
+
+    def _decoder(self, m, args, out):
+        pixels, cond, seg, embed_masks, cond_lens = args
+        self.tensors.update({
+            "cond_embeds": cond, "seg_embeds": seg,
+            "cond_embeds.raw": cond[0, :-1], "seg_embeds.raw": seg.flatten(0, 1),
+            "class_queries_logits": out.class_logits, "decoder.intermediate_hidden_states.last": out.last_hidden,
+            "decoder.masks_queries_logits_all_layers_lowres": torch.stack(out.mask_logits_lowres),
+            "masks_queries_logits.lowres": out.mask_logits_lowres[-1],
+            "masks_queries_logits": to_canvas(out.mask_logits_lowres[-1], self.model.config.sam["image_size"]),
+        })
+        if embed_masks is not None:
+            self.tensors["embed_masks"] = embed_masks
+
+    def finish(self, pred: Predictor, prompt_ids: list[int], answer_ids: list[int]) -> dict:
+        """Add the LLM's sequence-wide tensors and the token-id tensors; returns every tensor by name.
+
+        Generation never feeds its last token back, but the reference (one teacher-forced pass over
+        prompt + answer) covers it: its state is computed here on top of the recorded inputs."""
+        model, t = self.model, self.tensors
+        t["sam.hidden_states"] = torch.cat(self.sam_states)
+        if self.sampler:
+            t["input.vprompt_masks"] = torch.stack([mask for mask, *_ in self.sampler])
+            t["sampler.out"] = torch.stack([vec for _, vec, _, _ in self.sampler])
+            for k, (_, _, points, idx) in enumerate(self.sampler):
+                t[f"sampler.points.{k}"], t[f"sampler.point_indices.{k}"] = points, idx
+        self.close()  # the pass below is the runner's own
+        table = model.llm.get_input_embeddings()
+        last = table(torch.tensor([answer_ids[-1:]], device=model.device))
+        embeds = torch.cat(self.llm_in + [last], dim=1)
+        full = model.lm_hidden(embeds)[0]
+        hidden = torch.cat(self.llm_out + [full[:, -1:]], dim=1)
+        t["llm.inputs_embeds"], t["llm.last_hidden_state"] = embeds, hidden
+        t["llm.logits"], t["llm_projector.out"] = model.llm.lm_head(hidden), model.llm_projector(hidden)
+        ids = prompt_ids + answer_ids
+        expanded = expand_ids(prompt_ids, t["visual_projector.out"].shape[1] + t["seg_projector.out"].shape[1])
+        expanded += answer_ids
+        p, q, seg = (pred.special[k] for k in ("<p>", "</p>", "<SEG>"))
+        t.update({
+            "input.input_ids": torch.tensor([ids]), "input.cond_ids": torch.tensor([span_ids(ids, p, q)]),
+            "input.seg_ids": torch.tensor([mark_ids(ids, seg)]), "llm.input_ids_expanded": torch.tensor([expanded]),
+            "llm.cond_ids_expanded": torch.tensor([span_ids(expanded, p, q)]),
+            "llm.seg_ids_expanded": torch.tensor([mark_ids(expanded, seg)]),
+        })
+        return t
+
+
+def traced_predict(pred: Predictor, image, task: str, text: str, prompts, force_answer: str, **kw):
+    """`pred.predict` with a forced answer, every stage run (cache cleared) under a Recorder →
+    (Prediction, the reference fixture's tensors by name)."""
+    pred.cache.clear()
+    with Recorder(pred.model) as recorder, torch.inference_mode():
+        out = pred.predict(image, task, text, prompts, force_answer=force_answer, **kw)
+        tok, bos = pred.tokenizer, pred.tokenizer.bos_token_id if pred.config.prepend_bos else None
+        answer_ids = tok.encode(force_answer + pred.template["SUFFIX"], add_special_tokens=False)
+        tensors = recorder.finish(pred, encode_prompt(tok, out.info["prompt"], bos), answer_ids)
+    pred.cache.clear()
+    return out, tensors
+
+
 def run_case(pred: Predictor, case_dir: Path, report: Report) -> None:
     case = case_dir.name
     meta = json.loads((case_dir / "meta.json").read_text())
@@ -74,15 +193,14 @@ def run_case(pred: Predictor, case_dir: Path, report: Report) -> None:
     task = TASK_NAMES.get(meta["task_name"], meta["task_name"])
     prompts = [{"kind": "mask", "array": np.asarray(Image.open(case_dir / f).convert("L")) > 128, "prompt": str(k)}
                for k, f in enumerate(meta["vprompt_masks"])]
-    trace: dict = {}
-    out = pred.predict(case_dir / meta["image"], task, meta["user_prompt"], prompts, threshold=meta["threshold"],
-                       seed=meta["seed"], force_answer=meta["forced_answer"], trace=trace)
+    out, traced = traced_predict(pred, case_dir / meta["image"], task, meta["user_prompt"], prompts,
+                                 threshold=meta["threshold"], seed=meta["seed"], force_answer=meta["forced_answer"])
     report.value(case, "prompt_text", out.info["prompt"], meta["prompt_text"])
     for name in sorted(n for n in refs if not n.startswith("post")):
-        ours = trace.get(name)
-        if name == "sam.neck_out" and "sam.hidden_states" in trace:
+        ours = traced.get(name)
+        if name == "sam.neck_out" and "sam.hidden_states" in traced:
             with torch.inference_mode():
-                ours = pred.model.segmentor.encoder.neck(trace["sam.hidden_states"][-1:])
+                ours = pred.model.segmentor.encoder.neck(traced["sam.hidden_states"][-1:])
         report.tensor(case, name, ours, refs[name])
     check_text(pred, out, meta, report)
     mode = meta["task_name_postprocess"].partition("(")[2].rstrip(")")
@@ -92,11 +210,17 @@ def run_case(pred: Predictor, case_dir: Path, report: Report) -> None:
         check_postprocess(out, meta, refs, report)
 
 
-def check_text(pred, out, meta, report) -> None:
+def check_text(pred: Predictor, out, meta, report) -> None:
     case = meta["case"]
     cross = meta.get("predict_mode_cross_check", {})
     if "demo_generation_output" in cross:
-        report.value(case, "answer text", out.text, cross["demo_generation_output"])
+        ref = cross["demo_generation_output"]
+        kept = [w for w in pred.template["STOP_WORDS"] if w in ref and ref.replace(w, "").strip() == out.text]
+        if out.text != ref and kept:
+            report.line(case, "answer text", True, f"equal but for {kept[0]!r}, which the official demo leaves in "
+                        f"(known deviation: {END_MARKER_KEPT})")
+        else:
+            report.value(case, "answer text", out.text, ref)
     if cross.get("demo_output_phrases"):
         report.value(case, "phrases", out.phrases, cross["demo_output_phrases"])
 

@@ -9,11 +9,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import ImageError
+
 MAX_PIXELS = 40_000_000  # beyond this a request is refused: it would take minutes and gigabytes
-
-
-class ImageError(ValueError):
-    """A user-facing problem with an input image."""
 
 
 def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -12,12 +12,11 @@ import numpy as np
 import supervision as sv
 from PIL import Image
 
+from ..tasks import get_task
 from .processing import load_image
 from .results import Prediction
 
 PALETTE = sv.ColorPalette.DEFAULT
-# Tasks whose masks answer phrases: colour by phrase index so the text and the masks match.
-PHRASE_COLORED = ("gcgseg", "refseg", "reaseg")
 PROMPT_LIGHT, PROMPT_DARK = sv.Color.WHITE, sv.Color.BLACK  # two-tone dashes: visible on any background
 NEGATIVE_COLOR = sv.Color(255, 0, 0)
 MIN_LABELLED_SIDE = 32  # below this a label would cover the whole image
@@ -25,7 +24,7 @@ DIM = 0.35  # opacity factor of the other segments when one is highlighted
 
 
 def _color_indices(pred: Prediction) -> list[int]:
-    if pred.task in PHRASE_COLORED:
+    if get_task(pred.task).phrase_masks:  # colour by phrase index: the text and the masks match
         return [s.category_id for s in pred.segments]
     return list(range(len(pred.segments)))
 

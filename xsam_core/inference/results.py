@@ -14,6 +14,10 @@ from PIL import Image
 from ..tasks.common import Segment, mask_box
 from .visual_prompts import mask_to_rle
 
+# The Predictor's stages, in the order a request runs them (the keys of `Prediction.timings`).
+STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
+          "postprocess")
+
 
 @dataclass
 class Prediction:

@@ -7,20 +7,21 @@ dilated by 5 px, a mask is used as is.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
+
+from ..errors import VisualPromptError
 
 POINT_RADIUS = 10
 SCRIBBLE_DILATION = 5
 KINDS = ("point", "box", "scribble", "mask")
-
-
-class VisualPromptError(ValueError):
-    """A user-facing problem with the visual prompts."""
 
 
 @dataclass
@@ -114,7 +115,26 @@ def _mask_from_item(item: dict, h: int, w: int) -> np.ndarray:
         if arr.shape != (h, w):
             raise VisualPromptError(f"mask shape {arr.shape} does not match the image ({h}, {w})")
         return (arr > 0).astype(np.uint8)
-    raise VisualPromptError('mask: give "rle" ({"size": [H, W], "counts": ...})')
+    if "png" in item:
+        try:
+            img = Image.open(io.BytesIO(base64.b64decode(item["png"], validate=True)))
+            img.load()
+        except (ValueError, OSError) as e:
+            raise VisualPromptError(f"mask: the png is not a base64-encoded image ({e})") from e
+        return mask_from_image(img, (w, h)).astype(np.uint8)
+    raise VisualPromptError('mask: give "rle" ({"size": [H, W], "counts": ...}) or "png" (a base64 image)')
+
+
+def mask_from_image(img: Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An uploaded mask image → bool mask: its alpha where it has transparency, else its bright pixels
+    (> 127); resized (nearest) to `size` = (W, H) when given."""
+    if img.mode in ("RGBA", "LA", "PA") and img.getchannel("A").getextrema()[0] < 255:
+        gray = img.getchannel("A")
+    else:
+        gray = img.convert("L")
+    if size is not None and gray.size != tuple(size):
+        gray = gray.resize(tuple(size), Image.NEAREST)
+    return np.asarray(gray) > 127
 
 
 def build_regions(prompts, h: int, w: int) -> Regions:

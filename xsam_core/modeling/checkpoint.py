@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError
 from .config import SPECIAL_TOKENS, XSamConfig, preset
 
 # hao9610/X-SAM: where the released stage-3 weights live, and where their tokenizers come from.
@@ -33,10 +34,6 @@ HUB_REPO = "hao9610/X-SAM"
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "added_tokens.json", "vocab.json", "merges.txt"]
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 # --- reading and key layouts ----------------------------------------------------------------------

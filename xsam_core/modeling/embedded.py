@@ -13,8 +13,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from .. import shapes
-from ..tasks import ANSWERS
-from ..tasks import TEMPLATES as QUESTION_TEMPLATES
+from ..tasks import TASKS
 from .config import (
     M2F_SWIN_L_COCO_PANOPTIC,
     SAM_PROCESSOR,
@@ -60,8 +59,8 @@ def embedded_config(vocab_size: int, special_token_ids: dict) -> XSamConfig:
 
 def corpus(n_scenes: int = 3000, seed: int = 12345) -> list[str]:
     """Every string the embedded model reads or writes: templates, answers and shapes-world requests."""
-    texts = [t for templates in QUESTION_TEMPLATES.values() for t in templates]
-    texts += [a for answers in ANSWERS.values() for a in answers]
+    texts = [t for task in TASKS.values() for t in task.templates]
+    texts += [a for task in TASKS.values() for a in task.answers]
     texts += [TEMPLATES["phi3_chat"]["INSTRUCTION"], "; ".join(shapes.SHAPES + shapes.STUFF)]
     texts += list(shapes.NUMBER_WORDS) + list(shapes.COLOURS) + ["yes", "no", "ins:", "sem:"]
     rng = np.random.default_rng(seed)

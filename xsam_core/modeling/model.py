@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from .config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, XSamConfig
-from .modules import ConvConnector, Projector, region_sample_points, sample_region_feature
+from .modules import ConvConnector, Projector, RegionSampler
 from .segmentor import DecoderOutput, PixelFeatures, XSegmentor
 
 LLM_CLASSES = {"phi3": (Phi3Config, Phi3ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
@@ -65,6 +65,7 @@ class XSamModel(nn.Module):
         self.seg_connector = ConvConnector(h_sam, cfg.connector_hidden_dim, cfg.connector_scales)
         self.llm_projector = Projector(h_llm, cfg.mask_dim)
         self.bg_embeds = nn.Embedding(1, cfg.mask_dim)
+        self.sampler = RegionSampler(cfg.sampler_points)  # no parameters
         self._init_mask2former()
 
     def _init_mask2former(self) -> None:
@@ -95,7 +96,7 @@ class XSamModel(nn.Module):
             h = layer(h, None)
         return h
 
-    def encode_image(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor, trace: dict | None = None,
+    def encode_image(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
                      timer=lambda stage: nullcontext()) -> ImageEncoding:
         """Both encoders, projectors, connector and pixel decoder; `timer(stage)` wraps each stage."""
         cfg = self.config
@@ -111,29 +112,11 @@ class XSamModel(nn.Module):
             maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
             pixels = self.segmentor.pixel_features(maps)
         side = int(round(seg_tokens.shape[1] ** 0.5))
-        if trace is not None:
-            trace.update({
-                "siglip.hidden_selected": siglip, "visual_projector.out": visual_tokens,
-                "sam.hidden_states": torch.cat(sam_states), "seg_projector.in": seg_in,
-                "seg_projector.out": seg_tokens, "pixel_decoder.mask_features": pixels.mask_features,
-            })
-            trace.update({f"seg_connector.out.{i}": m for i, m in enumerate(maps)})
-            trace.update({f"pixel_decoder.multi_scale_features.{i}": m
-                          for i, m in enumerate(pixels.multi_scale_features)})
         return ImageEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens[0].view(side, side, -1), pixels)
 
-    def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None, trace: dict | None = None):
+    def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None) -> torch.Tensor:
         """One LLM-space vector per visual-prompt mask ([N, S, S] on the padded SAM canvas)."""
-        vectors = []
-        for k, mask in enumerate(masks):
-            points, idx = region_sample_points(mask, self.config.sampler_points, generator)
-            vectors.append(sample_region_feature(enc.seg_map, points.to(enc.seg_map.device)))
-            if trace is not None:
-                trace[f"sampler.points.{k}"], trace[f"sampler.point_indices.{k}"] = points, idx
-        out = torch.stack(vectors)
-        if trace is not None:
-            trace["sampler.out"] = out
-        return out
+        return torch.stack([self.sampler(enc.seg_map, mask, generator)[0] for mask in masks])
 
     # --- language side ---------------------------------------------------------------------------
 
@@ -169,7 +152,7 @@ class XSamModel(nn.Module):
 
     def decode_masks(self, enc: ImageEncoding, cond: torch.Tensor, seg: torch.Tensor,
                      embed_masks=None, cond_lens=None) -> DecoderOutput:
-        return self.segmentor.decode(enc.pixels, cond, seg, embed_masks, cond_lens)
+        return self.segmentor(enc.pixels, cond, seg, embed_masks, cond_lens)
 
 def expand_ids(ids: list[int], num_image_tokens: int) -> list[int]:
     """The id sequence as the LLM sees it: <image> repeated once per visual token."""

@@ -109,6 +109,19 @@ def region_sample_points(mask: torch.Tensor, num_points: int, generator: torch.G
     return pts, idx
 
 
+class RegionSampler(nn.Module):
+    """X-SAM's naive max-pool sampler (parameter-free): one vector per visual-prompt mask, sampled from
+    the SAM-token map. Returns (vector, the normalised points, their indices into `mask.nonzero()`)."""
+
+    def __init__(self, num_points: int):
+        super().__init__()
+        self.num_points = num_points
+
+    def forward(self, feature_map: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None):
+        points, idx = region_sample_points(mask, self.num_points, generator)
+        return sample_region_feature(feature_map, points.to(feature_map.device)), points, idx
+
+
 def sample_region_feature(feature_map: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Bilinear samples (align_corners=True, fp32) of a [h,w,C] map at (y,x) points, max-pooled → [C]."""
     grid = points.flip(-1) * 2 - 1  # (y, x) → grid_sample's (x, y) in [-1, 1]

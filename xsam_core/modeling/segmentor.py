@@ -89,7 +89,7 @@ class XSegmentor(nn.Module):
         out = self.pixel_decoder(connector_maps, return_dict=True)
         return PixelFeatures(out.mask_features, list(out.multi_scale_features))
 
-    def decode(
+    def forward(
         self,
         pixels: PixelFeatures,
         cond_embeds: torch.Tensor,

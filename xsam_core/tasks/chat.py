@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from ..errors import PromptError
+from .base import TEXT, Task, TextInput
 from .common import Choices
-from .genseg import PromptError
 
 
-class Chat:
+class Chat(Task):
     name = "chat"
-    conditions_from_output = False
-    refer = False
+    title = "Image chat"
+    summary = "answer questions about the image"
+    needs = "an image and a question."
+    text = TextInput("Question", "What colour is the triangle?")
+    output = TEXT
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
         question = text.replace("<image>", "").strip()
@@ -17,5 +21,3 @@ class Chat:
             raise PromptError("type a question about the image")
         choices.image_draw()
         return "<image>\n" + question, {}
-
-    postprocess = None  # text only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import PHRASE_MASKS, Task
 from .common import Choices, DecodeContext, TaskOutput
 from .refseg import best_query_masks
 
@@ -17,14 +18,19 @@ TEMPLATES = [
 ANSWER_ENDINGS = ["<SEG>.", "And <SEG>.", "The segmentation mask is <SEG>.", "And the segmentation mask is <SEG>."]
 
 
-class GcgSeg:
+class GcgSeg(Task):
     name = "gcgseg"
-    conditions_from_output = True  # the phrases come from the generated caption
-    refer = False
+    title = "Grounded caption"
+    summary = "a caption whose phrases are segmented"
+    needs = "only the image. Click a coloured phrase of the caption to highlight its mask."
+    output = PHRASE_MASKS
+    grounded_answer = True  # the phrases come from the generated caption
+    templates = tuple(TEMPLATES)
+    answers = tuple(ANSWER_ENDINGS)  # after the caption
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
         choices.image_draw()
-        return "<image>\n" + choices.template(TEMPLATES), {}
+        return "<image>\n" + choices.template(self.templates), {}
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
         return best_query_masks(ctx, paint=True)

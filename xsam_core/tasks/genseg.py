@@ -12,6 +12,8 @@ import re
 import numpy as np
 import torch
 
+from ..errors import PromptError
+from .base import CLASS_MASKS, Task, TextInput
 from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, instance_predictions, to_original
 
 TEMPLATES = [
@@ -26,10 +28,6 @@ TEMPLATES = [
 ANSWERS = ["<SEG>.", "It is <SEG>.", "Sure, <SEG>.", "Sure, it is <SEG>.", "Sure, the segmentation result is <SEG>."]
 OVERLAP_THRESHOLD = 0.8  # compute_segments: a query's visible area must be > 80 % of its own mask
 MASK_THRESHOLD = 0.5
-
-
-class PromptError(ValueError):
-    """A user-facing problem with the text or visual prompt."""
 
 
 def _names(match) -> list[str]:
@@ -54,11 +52,16 @@ def clean_category(name: str) -> str:
     return name.replace("-", " ").lower()
 
 
-class GenSeg:
+class GenSeg(Task):
     name = "genseg"
-    open_vocabulary = False
-    conditions_from_output = False
-    refer = False
+    title = "Generic segmentation"
+    summary = "panoptic / semantic / instance masks for named classes"
+    needs = ("class names as `ins: things; sem: stuff` — both parts give panoptic masks, `ins:` alone "
+             "instances, `sem:` alone a semantic map. Pick a preset instead of typing.")
+    text = TextInput("Classes (`ins:` things; `sem:` stuff)", "ins: circle, square; sem: wall, floor")
+    output = CLASS_MASKS
+    class_list = True
+    templates, answers = tuple(TEMPLATES), tuple(ANSWERS)
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
         things, stuff = parse_classes(text, plain_as_things=self.open_vocabulary)
@@ -72,6 +75,9 @@ class GenSeg:
         isthing = [c in things for c in classes]
         return question, {"classes": classes, "isthing": isthing, "mode": mode}
 
+    def labels(self, meta: dict, phrases: list[str], region_names: list[str]) -> list[str]:
+        return list(meta["classes"])
+
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
         mode = ctx.meta["mode"]
         if mode == "semantic":
@@ -83,6 +89,10 @@ class GenSeg:
 
 class OvSeg(GenSeg):
     name = "ovseg"
+    title = "Open-vocabulary segmentation"
+    summary = "masks for any list of category names"
+    needs = "any category names, comma-separated."
+    text = TextInput("Category names, comma-separated", "star, circle, wall")
     open_vocabulary = True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import ONE_MASK, Task
 from .common import (
     Choices,
     DecodeContext,
@@ -15,19 +16,22 @@ from .common import (
     query_mask,
     topk_pairs,
 )
-from .genseg import PromptError
-from .vgdseg import region_question
+from .vgdseg import VgdSeg, region_question
 
 
-class IntSeg:
+class IntSeg(Task):
     name = "intseg"
-    conditions_from_output = False
-    refer = False
+    title = "Interactive segmentation"
+    summary = "the object under one visual prompt"
+    needs = ("one visual prompt on the image: click the object (+ Point), click two corners of a box, "
+             "draw a scribble or upload a mask. − Negative points reject masks that cover them. "
+             "Uses the active prompt.")
+    regions = (1, 1)
+    output = ONE_MASK
+    templates, answers = VgdSeg.templates, VgdSeg.answers  # the visual-grounded ones
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
-        if num_regions != 1:
-            raise PromptError(f"interactive segmentation takes exactly one visual prompt (got {num_regions}); "
-                              "use vgdseg for several")
+        self.check_regions(num_regions)
         return region_question(1, choices), {}
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import TextInput
 from .refseg import RefSeg
 
 TEMPLATES = [
@@ -17,7 +18,11 @@ class ReaSeg(RefSeg):
     """A question whose answer is an object, kept as typed, in the long reasoning templates."""
 
     name = "reaseg"
-    templates, slot = TEMPLATES, "sent"
+    title = "Reasoning segmentation"
+    summary = "the object that answers a question"
+    needs = "a question whose answer is an object."
+    text = TextInput("Question whose answer is an object", "the shape with three corners")
+    templates, slot = tuple(TEMPLATES), "sent"
     hint = "ask a question whose answer is an object, e.g. “what can hold water?”"
 
     def phrase(self, text: str) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import PromptError
+from .base import ONE_MASK, Task, TextInput
 from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, to_original
-from .genseg import PromptError
 
 TEMPLATES = [
     "Please identify and segment the {phrase} in this image.",
@@ -23,13 +24,18 @@ ANSWERS = ["<SEG>.", "It is <SEG>.", "Sure, <SEG>.", "Sure, it is <SEG>.", "Sure
 MASK_THRESHOLD = 0.5  # the official refseg post-processing ignores the score threshold
 
 
-class RefSeg:
+class RefSeg(Task):
     """One referring phrase wrapped in <p>…</p> inside a question template; the best query's mask."""
 
     name = "refseg"
-    conditions_from_output = False
-    refer = True  # one decoder pass per phrase (cond_lens)
-    templates, slot = TEMPLATES, "phrase"
+    title = "Referring segmentation"
+    summary = "the object a phrase describes"
+    needs = "a phrase that names one object."
+    text = TextInput("Referring expression", "the red circle")
+    output = ONE_MASK
+    refer = True
+    answers = tuple(ANSWERS)
+    templates, slot = tuple(TEMPLATES), "phrase"
     hint = "type a referring expression, e.g. “the red box on the left”"
 
     def phrase(self, text: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import SIMILAR_MASKS, Task
 from .common import Choices, DecodeContext, Segment, TaskOutput, covers_negative, instance_predictions
-from .genseg import PromptError
 
 TEMPLATES = [
     "Can you segment the image based on the following regions: {regions}? Please output the corresponding segmentation mask.",
@@ -25,14 +25,18 @@ def region_question(num_regions: int, choices: Choices) -> str:
     return "<image>\n" + choices.template(TEMPLATES).format(regions=regions)
 
 
-class VgdSeg:
+class VgdSeg(Task):
     name = "vgdseg"
-    conditions_from_output = False
-    refer = False
+    title = "Visual-grounded segmentation"
+    summary = "every object like the prompted ones"
+    needs = ("one or more visual prompts on example objects: every similar object gets a mask. "
+             "Use + New prompt for each kind of object.")
+    regions = (1, 64)
+    output = SIMILAR_MASKS
+    templates, answers = tuple(TEMPLATES), tuple(ANSWERS)
 
     def prompt(self, text: str, num_regions: int, choices: Choices) -> tuple[str, dict]:
-        if num_regions < 1:
-            raise PromptError("draw at least one visual prompt (click, box, scribble or mask) on an example object")
+        self.check_regions(num_regions)
         return region_question(num_regions, choices), {}
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:

@@ -48,7 +48,7 @@ from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
 from ..modeling.model import ImageEncoding, XSamModel, expand_ids, mark_ids, span_ids
 from ..modeling.segmentor import PixelFeatures
-from ..tasks import ANSWERS, TASKS
+from ..tasks import TASKS
 from ..tasks.common import Choices
 
 CATEGORIES = list(shapes.SHAPES + shapes.STUFF)
@@ -77,13 +77,14 @@ class Sample:
 
 
 def _answer(request: dict, rng: np.random.Generator) -> str:
-    task = request["task"]
-    if task == "chat":
+    """The training answer: the world's for chat, else one of the task's official answers (after the
+    grounded caption for grounded-caption requests)."""
+    task = TASKS[request["task"]]
+    if not task.answers:
         return request["answer"]
-    if task == "gcgseg":
-        return request["caption_grounded"] + " " + rng.choice(ANSWERS["gcgseg"])
-    key = "refseg" if task in ("refseg", "reaseg") else "genseg"
-    return str(rng.choice(ANSWERS[key]))
+    if task.grounded_answer:
+        return request["caption_grounded"] + " " + rng.choice(task.answers)
+    return str(rng.choice(task.answers))
 
 
 def _task_key(request: dict) -> str:
@@ -313,7 +314,7 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> 
     seg_in = torch.stack([seg for _, _, seg in seg_batch])[:, None]
     idx = torch.tensor([s.image for s in samples], device=device)
     feats = PixelFeatures(pixels.mask_features[idx], [m[idx] for m in pixels.multi_scale_features])
-    out = model.segmentor.decode(feats, cond_in, seg_in, masks_in)
+    out = model.segmentor(feats, cond_in, seg_in, masks_in)
     classes = [torch.tensor(s.classes, device=device) for s in samples]
     mask_labels = [torch.stack(s.masks) for s in samples]
     num_masks = float(sum(len(c) for c in classes))

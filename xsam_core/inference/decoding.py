@@ -1,0 +1,77 @@
+"""From the LLM's hidden states to masks: which tokens condition the mask decoder, the decoder pass,
+and the task's post-processing at the original image size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..modeling.model import XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..tasks import Task
+from ..tasks.common import DecodeContext, TaskOutput, to_original
+
+
+@dataclass
+class Conditions:
+    """Where the phrases and <SEG> tokens sit in the sequence the LLM saw (prompt, then the fed answer)."""
+
+    cond_ids: list[int]  # phrase index per position, -1 elsewhere
+    seg_ids: list[int]  # <SEG> index per position, -1 elsewhere
+    phrase_ids: list[int]  # the ids whose <p> … </p> spans name the phrases (prompt or answer)
+
+
+def conditions(prompt_ids: list[int], num_image_tokens: int, generated: list[int], special: dict) -> Conditions:
+    """Phrases come from the answer when it has any (grounded captions), else from the prompt."""
+    p, q, seg = special["<p>"], special["</p>"], special["<SEG>"]
+    expanded = expand_ids(prompt_ids, num_image_tokens)
+    fed = generated[:-1]  # the tokens fed back: their states exist
+    n = len(expanded)
+    if p in fed:
+        return Conditions([-1] * n + span_ids(fed, p, q), [-1] * n + mark_ids(fed, seg), fed)
+    return Conditions(span_ids(expanded, p, q) + [-1] * len(fed), [-1] * n + mark_ids(fed, seg), prompt_ids)
+
+
+def phrases(tokenizer, ids: list[int], special: dict) -> list[str]:
+    """Decoded text strictly inside each <p> … </p>."""
+    p, q = special["<p>"], special["</p>"]
+    out, start = [], None
+    for i, t in enumerate(ids):
+        if t == p:
+            start = i + 1
+        elif t == q and start is not None:
+            out.append(tokenizer.decode([x for x in ids[start:i] if x >= 0]).strip())
+            start = None
+    return out
+
+
+def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, cond: Conditions):
+    """The conditioned mask-decoder pass → (DecoderOutput, number of conditions), or (None, why not)."""
+    if max(cond.seg_ids) < 0 or max(cond.cond_ids) < 0:
+        return None, "the answer holds no <SEG> token or no phrase: no masks"
+    proj = model.llm_projector(hidden)
+    conds = mean_by_id(proj[: len(cond.cond_ids)], cond.cond_ids)
+    segs = mean_by_id(proj[: len(cond.seg_ids)], cond.seg_ids)
+    bg = model.bg_embeds.weight
+    n_phr = conds.shape[0]
+    if task.refer:
+        if segs.shape[0] not in (1, n_phr):
+            return None, f"{segs.shape[0]} <SEG> tokens for {n_phr} phrases: no masks"
+        cond_in = torch.cat([conds, bg]).unsqueeze(0).repeat(n_phr, 1, 1)
+        return model.decode_masks(encoding, cond_in, segs.unsqueeze(1), None, [n_phr]), n_phr
+    if segs.shape[0] != 1:
+        return None, f"{segs.shape[0]} <SEG> tokens in the answer (need one): no masks"
+    cond_in = torch.cat([conds, bg])[None]
+    embed_masks = torch.ones(cond_in.shape[:2], device=model.device)
+    return model.decode_masks(encoding, cond_in, segs[None], embed_masks), n_phr
+
+
+def postprocess(task: Task, out, canvas_size: int, scaled, original, threshold: float, labels: list[str],
+                meta: dict, canvas_masks: list, negative_points: list) -> tuple[TaskOutput, list]:
+    """The task's post-processing; mask logits stay low-resolution on the model's device (tasks upsample
+    only what they keep). Also returns the visual-prompt masks at the original size."""
+    prompt_masks = [to_original(m[None].float(), scaled, original, "nearest")[0].bool().cpu().numpy()
+                    for m in canvas_masks]
+    ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1], canvas_size, scaled, original,
+                        threshold, labels, meta, prompt_masks, negative_points)
+    return task.postprocess(ctx), prompt_masks
