@@ -22,8 +22,6 @@ from .examples import Example
 from .presets import PRESETS
 from .service import Service
 
-IMAGE_OUTPUTS = 5 + 1 + 7  # canvas outputs, the scribble editor's image, result outputs
-
 # Where visual prompts added in a task that reads none take the user: the task of one visual prompt.
 PROMPT_TASK = next(name for name, t in TASKS.items() if t.regions == (1, 1))
 
@@ -61,6 +59,10 @@ def prompt_task(task: str):
 
 def empty_results() -> tuple:
     return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "")
+
+
+# What an image change returns: the canvas outputs, the scribble editor's image, the result outputs.
+IMAGE_OUTPUTS = len(canvas_outputs(Canvas())) + 1 + len(empty_results())
 
 
 class Handlers:
