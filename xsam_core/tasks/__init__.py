@@ -1,23 +1,19 @@
 """The tasks: one module each (prompt building, post-processing, what it takes and shows), one registry.
 
-Adding a task: write its module (a `Task` subclass, see `base.py`) and add one instance below.
+Each task module ends with `TASKS = [...]`, its instances. Adding a task is its module plus its name
+in `MODULES`, which also sets the order in which the page, the API and the CLI list the tasks.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from ..errors import PromptError
 from .base import Task, check_request
-from .chat import Chat
-from .gcgseg import GcgSeg
-from .genseg import GenSeg, OvSeg
-from .intseg import IntSeg
-from .reaseg import ReaSeg
-from .refseg import RefSeg
-from .vgdseg import VgdSeg
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Chat(), GenSeg(), OvSeg(), RefSeg(), ReaSeg(), GcgSeg(), IntSeg(), VgdSeg(),
-)}
+MODULES = ("chat", "genseg", "refseg", "reaseg", "gcgseg", "intseg", "vgdseg")
+
+TASKS: dict[str, Task] = {t.name: t for m in MODULES for t in import_module(f".{m}", __name__).TASKS}
 
 
 def get_task(name: str) -> Task:

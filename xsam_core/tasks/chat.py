@@ -21,3 +21,6 @@ class Chat(Task):
             raise PromptError("type a question about the image")
         choices.image_draw()
         return "<image>\n" + question, {}
+
+
+TASKS = [Chat()]  # what this module registers (tasks/__init__.py lists the modules)

@@ -34,3 +34,6 @@ class GcgSeg(Task):
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
         return best_query_masks(ctx, paint=True)
+
+
+TASKS = [GcgSeg()]  # what this module registers (tasks/__init__.py lists the modules)

@@ -168,3 +168,6 @@ def instance_id_map(segments: list[Segment], original, background: int) -> np.nd
     for i, seg in enumerate(segments):
         out[seg.mask] = i
     return out
+
+
+TASKS = [GenSeg(), OvSeg()]  # what this module registers (tasks/__init__.py lists the modules)

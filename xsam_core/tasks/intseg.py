@@ -54,3 +54,6 @@ class IntSeg(Task):
         mask, _ = query_mask(ctx, query)
         label_map = np.where(mask, 1.0, 255.0).astype(np.float32)
         return TaskOutput([Segment(mask, ctx.labels[0], score, 0)], label_map)
+
+
+TASKS = [IntSeg()]  # what this module registers (tasks/__init__.py lists the modules)

@@ -27,3 +27,6 @@ class ReaSeg(RefSeg):
 
     def phrase(self, text: str) -> str:
         return text.strip()
+
+
+TASKS = [ReaSeg()]  # what this module registers (tasks/__init__.py lists the modules)

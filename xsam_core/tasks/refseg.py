@@ -75,3 +75,6 @@ def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
         for j, seg in enumerate(segments):
             seg.mask = label_map == j + 1
     return TaskOutput(segments, label_map, {"segments_info": info})
+
+
+TASKS = [RefSeg()]  # what this module registers (tasks/__init__.py lists the modules)

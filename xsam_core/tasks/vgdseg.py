@@ -46,3 +46,6 @@ class VgdSeg(Task):
         for i, seg in enumerate(segments):
             label_map[seg.mask] = i
         return TaskOutput(segments, label_map)
+
+
+TASKS = [VgdSeg()]  # what this module registers (tasks/__init__.py lists the modules)
