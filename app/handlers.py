@@ -178,6 +178,9 @@ class Handlers:
         result = views.make_result(pred, img, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
         answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
+        if pred.info.get("no_match"):  # say it where the answer is read, not only in the status line
+            answer = gr.update(visible=True, value=f"{views.answer_text(pred)}\n\n⚠ {pred.info['no_match']}: "
+                               "no mask is drawn (lower the threshold to see the best guess)")
         if get_task(task).grounded_answer:
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)

@@ -126,7 +126,14 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     dtype = info.get("dtype", "?") + (f" (LLM {info['llm_weights']})" if info.get("llm_weights") else "")
     line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {dtype} · "
             f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
-    for note in [info.get("note")] + list(info.get("ignored") or []):
-        if note:
-            line += f"  \nNote: {note}"
+    for note in notes(pred):
+        line += f"  \nNote: {note}"
     return line
+
+
+def notes(pred: Prediction) -> list[str]:
+    """What the user should know about a result beyond its masks: no match, classes not found, ignored input."""
+    info = pred.info
+    out = [info.get("no_match") and f"{info['no_match']}: no mask is drawn; lower the threshold to see the best guess"]
+    out.append(info.get("not_found") and f"nothing found for {', '.join(info['not_found'])}")
+    return [n for n in out + [info.get("note")] + list(info.get("ignored") or []) if n]

@@ -15,6 +15,7 @@ The tools below `predict` and `tasks` keep their own options (`xsam TOOL --help`
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -27,6 +28,7 @@ from .tasks import TASKS
 TOOLS = {
     "conformance": (".evaluation.conformance", "replay reference cases and compare every tensor"),
     "evaluate": (".evaluation.evaluate", "score a model on a shapes-world folder"),
+    "absent": (".evaluation.absent", "how often absent objects are rejected and present ones kept"),
     "bench": (".evaluation.bench", "per-stage latency and peak memory, optimised vs the official pipeline"),
     "shapes": (".shapes.world", "generate shapes-world scenes and requests"),
     "train": (".training.train", "train the embedded model (resumable)"),
@@ -146,13 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["conformance"]:
-        from .evaluation.conformance import main as conformance_main
-
-        return conformance_main(argv[1:])
+    if argv[:1] and argv[0] in TOOLS:
+        module = importlib.import_module(TOOLS[argv[0]][0], __package__)
+        return module.main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -244,7 +244,7 @@ def check_postprocess(out, meta, refs, report) -> None:
             for o, r in zip(ours, ref))
         report.line(case, "post.segments_info", same, f"{len(ours)} segments vs reference {len(ref)}")
     if "post.segments_info.score" in post:
-        score = out.segments[0].score if out.segments else None
+        score = out.official_segments[0].score if out.official_segments else None
         ok = score is not None and abs(score - post["post.segments_info.score"]) <= 1e-5
         report.line(case, "post.segments_info.score", ok, f"{score} vs reference {post['post.segments_info.score']}")
     if "post.instances.pred_masks" in refs:
@@ -262,7 +262,7 @@ def check_instances(out, refs, report, case) -> None:
     ref_scores = refs["post.instances.scores"].numpy()
     ref_classes = refs["post.instances.pred_classes"].numpy()
     ref_boxes = refs["post.instances.pred_boxes"].numpy()
-    ours = [(s.mask, s.score, s.category_id) for s in out.segments]
+    ours = [(s.mask, s.score, s.category_id) for s in out.official_segments]
     unmatched = list(range(len(ref_masks)))
     worst = 0.0
     for mask, score, cls in ours:

@@ -207,7 +207,7 @@ class Predictor:
             result, pred.regions = decoding.postprocess(
                 spec, out, self.config.sam["image_size"], entry.scaled, pred.image_size, threshold,
                 labels[:n_cond], meta, canvas_masks, regions.negative_points)
-        pred.segments, pred.label_map = result.segments, result.label_map
+        pred.segments, pred.label_map, pred.rejected = result.segments, result.label_map, result.rejected
         pred.info.update(result.extra)
         return pred
 

@@ -33,6 +33,12 @@ class Prediction:
     regions: list = field(default_factory=list)  # visual-prompt masks as the model saw them (bool [H, W])
     region_names: list = field(default_factory=list)
     raw_text: str = ""  # the decoded answer with <p>, </p>, <SEG> (template end markers removed)
+    rejected: list[Segment] = field(default_factory=list)  # official masks under the threshold: not shown
+
+    @property
+    def official_segments(self) -> list[Segment]:
+        """What the official post-processing returns: the shown segments and the rejected ones."""
+        return self.segments + self.rejected
 
     @property
     def masks(self) -> list[np.ndarray]:
@@ -66,19 +72,8 @@ class Prediction:
             "text": self.text,
             "phrases": self.phrases,
             "image": {"height": h, "width": w},
-            "annotations": [
-                {
-                    "id": i,
-                    "label": s.label,
-                    "category_id": s.category_id,
-                    "isthing": s.isthing,
-                    "score": round(float(s.score), 6),
-                    "area": int(s.mask.sum()),
-                    "bbox": _xywh(mask_box(s.mask)),
-                    "segmentation": mask_to_rle(s.mask),
-                }
-                for i, s in enumerate(self.segments)
-            ],
+            "annotations": [_annotation(i, s) for i, s in enumerate(self.segments)],
+            "rejected": [_annotation(i, s) for i, s in enumerate(self.rejected)],
             "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
             "info": self.info,
         }
@@ -91,6 +86,12 @@ class Prediction:
                 zf.writestr(f"mask_{i:03d}_{_slug(s.label)}.png", png_bytes(s.mask))
             zf.writestr("prediction.json", json.dumps(self.to_json(), indent=1))
         return buf.getvalue()
+
+
+def _annotation(i: int, s: Segment) -> dict:
+    return {"id": i, "label": s.label, "category_id": s.category_id, "isthing": s.isthing,
+            "score": round(float(s.score), 6), "area": int(s.mask.sum()), "bbox": _xywh(mask_box(s.mask)),
+            "segmentation": mask_to_rle(s.mask)}
 
 
 def _tidy(text: str) -> str:

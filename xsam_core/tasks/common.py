@@ -50,6 +50,7 @@ class TaskOutput:
     segments: list = field(default_factory=list)
     label_map: np.ndarray | None = None  # the official post-processed map, when the task has one
     extra: dict = field(default_factory=dict)
+    rejected: list = field(default_factory=list)  # official outputs scoring under the threshold: not shown
 
 
 @dataclass

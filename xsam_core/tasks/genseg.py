@@ -80,11 +80,12 @@ class GenSeg(Task):
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
         mode = ctx.meta["mode"]
-        if mode == "semantic":
-            return semantic(ctx)
-        if mode == "instance":
-            return instance(ctx)
-        return panoptic(ctx)
+        out = semantic(ctx) if mode == "semantic" else instance(ctx) if mode == "instance" else panoptic(ctx)
+        found = {s.category_id for s in out.segments if s.mask.any()}
+        missing = [label for k, label in enumerate(ctx.labels) if k not in found]
+        if missing:
+            out.extra["not_found"] = missing
+        return out
 
 
 class OvSeg(GenSeg):

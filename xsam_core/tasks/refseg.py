@@ -50,7 +50,15 @@ class RefSeg(Task):
         return "<image>\n" + question, {"phrase": phrase}
 
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
-        return best_query_masks(ctx, paint=False)
+        """The official best-query masks; one scoring under the threshold is a "not there" (X-SAM issue 8:
+        grounding cannot reject absent objects): kept as the official output, flagged, not shown."""
+        out = best_query_masks(ctx, paint=False)
+        out.rejected = [s for s in out.segments if s.score < ctx.threshold]
+        if out.rejected:
+            out.segments = [s for s in out.segments if s.score >= ctx.threshold]
+            best = max(s.score for s in out.rejected)
+            out.extra["no_match"] = f"no match above {ctx.threshold:.2f} (best {best:.2f})"
+        return out
 
 
 def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
