@@ -19,21 +19,26 @@ class Conditions:
     cond_ids: list[int]  # phrase index per position, -1 elsewhere
     seg_ids: list[int]  # <SEG> index per position, -1 elsewhere
     phrase_ids: list[int]  # the ids whose <p> … </p> spans name the phrases (prompt or answer)
+    earlier_phrases: int = 0  # spans of phrase_ids that belong to earlier turns
 
 
-def conditions(prompt_ids: list[int], num_image_tokens: int, generated: list[int], special: dict) -> Conditions:
-    """Phrases come from the answer when it has any (grounded captions), else from the prompt."""
+def conditions(prompt_ids: list[int], num_image_tokens: int, generated: list[int], special: dict,
+               earlier_phrases: int = 0) -> Conditions:
+    """Phrases come from the answer when it has any (grounded captions), else from the prompt, where the
+    first `earlier_phrases` belong to earlier turns of the conversation and condition nothing."""
     p, q, seg = special["<p>"], special["</p>"], special["<SEG>"]
     expanded = expand_ids(prompt_ids, num_image_tokens)
     fed = generated[:-1]  # the tokens fed back: their states exist
     n = len(expanded)
     if p in fed:
         return Conditions([-1] * n + span_ids(fed, p, q), [-1] * n + mark_ids(fed, seg), fed)
-    return Conditions(span_ids(expanded, p, q) + [-1] * len(fed), [-1] * n + mark_ids(fed, seg), prompt_ids)
+    cond_ids = [i - earlier_phrases if i >= earlier_phrases else -1 for i in span_ids(expanded, p, q)]
+    return Conditions(cond_ids + [-1] * len(fed), [-1] * n + mark_ids(fed, seg), prompt_ids, earlier_phrases)
 
 
-def phrases(tokenizer, ids: list[int], special: dict) -> list[str]:
-    """Decoded text strictly inside each <p> … </p>."""
+def phrases(tokenizer, cond: Conditions, special: dict) -> list[str]:
+    """Decoded text strictly inside each <p> … </p> of this turn."""
+    ids = cond.phrase_ids
     p, q = special["<p>"], special["</p>"]
     out, start = [], None
     for i, t in enumerate(ids):
@@ -42,7 +47,7 @@ def phrases(tokenizer, ids: list[int], special: dict) -> list[str]:
         elif t == q and start is not None:
             out.append(tokenizer.decode([x for x in ids[start:i] if x >= 0]).strip())
             start = None
-    return out
+    return out[cond.earlier_phrases:]
 
 
 def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, cond: Conditions):

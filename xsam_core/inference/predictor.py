@@ -29,7 +29,7 @@ from .cache import ByteLRU, ImageEntry, Prefix, image_key
 from .generation import StopRule, generate
 from .processing import load_image, sam_mask, sam_pixels, siglip_pixels
 from .results import Prediction
-from .templates import apply_template, encode_prompt
+from .templates import IMAGE_TURN, conversation, encode_prompt, parse_history
 from .visual_prompts import build_regions, parse_prompts
 
 EMBEDDED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "xsam-tiny-shapes"
@@ -133,9 +133,11 @@ class Predictor:
 
     def predict(self, image, task: str, text: str = "", prompts=None, threshold: float = 0.5,
                 seed: int | None = None, max_new_tokens: int | None = None,
-                force_answer: str | None = None) -> Prediction:
+                force_answer: str | None = None, history: list[dict] | None = None) -> Prediction:
         """Run one request. The task's rules decide what of `text` and `prompts` it reads (`check_request`);
-        `force_answer` replaces greedy decoding by the given answer (teacher forcing)."""
+        `force_answer` replaces greedy decoding by the given answer (teacher forcing); `history` holds the
+        earlier turns of a conversation on this image (each result's `info["turn"]`), oldest first: as
+        many of the latest as the context allows go into the prompt."""
         timings: dict[str, float] = {}
         with self._stage(timings, "preprocess"):
             spec = get_task(task)
@@ -145,17 +147,13 @@ class Predictor:
             spec.check_regions(len(regions.masks))
             choices = Choices(seed)
             question, meta = spec.prompt(request.text, len(regions.masks), choices)
-            prompt_text = apply_template(question, self.template)
-            ids = encode_prompt(self.tokenizer, prompt_text,
-                                self.tokenizer.bos_token_id if self.config.prepend_bos else None)
+            turns = parse_history(history)
             key = image_key(img)
         with self._lock, torch.inference_mode():
             entry, hit = self._image_entry(img, key, timings)
             n_img = entry.encoding.image_tokens.shape[1]
+            prompt_text, ids, turns, dropped = self._fit(question, turns, n_img)
             length = len(ids) - 1 + n_img
-            if length > self.config.max_length:
-                raise PromptError(f"the prompt is {length} tokens with the image; this model takes at most "
-                                  f"{self.config.max_length}: shorten the text or the class list")
             region_vectors, canvas_masks = None, []
             if regions.masks:
                 with self._stage(timings, "sampler"):
@@ -170,13 +168,32 @@ class Predictor:
             cut, cache, states = self._start(entry, ids, timings)
             gen = generate(self.model, self.model.embed(ids[cut:], entry.encoding, region_vectors), cache, states,
                            budget, self.stop, forced, timer=lambda name: self._stage(timings, name))
-            pred = self._answer(spec, meta, entry, ids, gen, regions, canvas_masks, img, threshold, timings)
+            earlier = sum((t["question"] + t["answer"]).count("<p>") for t in turns)  # spans of earlier turns
+            pred = self._answer(spec, meta, entry, ids, gen, regions, canvas_masks, img, threshold, timings, earlier)
+        current = question.removeprefix(IMAGE_TURN).replace("<region>", "region")  # regions stay with this turn
         pred.info.update(self.describe(), image_cached=hit, seed=seed, prompt=prompt_text,
-                         negative_points=regions.negative_points)
+                         negative_points=regions.negative_points, turn={"question": current, "answer": pred.raw_text})
+        if history:
+            pred.info["history"] = {"used": len(turns), "dropped": dropped}
         if request.notes:
             pred.info["ignored"] = request.notes
         pred.timings = timings
         return pred
+
+    def _fit(self, question: str, turns: list[dict], num_image_tokens: int):
+        """The prompt with as many of the latest turns as leave room for an answer (the oldest dropped
+        first) → (text, ids, turns kept, turns dropped); without room even for this turn alone, an error."""
+        bos = self.tokenizer.bos_token_id if self.config.prepend_bos else None
+        room = self.config.max_length - min(self.config.max_new_tokens, 128)  # keep room for the answer
+        for dropped in range(len(turns) + 1):
+            kept = turns[dropped:]
+            text = conversation(question, kept, self.template)
+            ids = encode_prompt(self.tokenizer, text, bos)
+            length = len(ids) - 1 + num_image_tokens
+            if length <= (room if kept else self.config.max_length):
+                return text, ids, kept, dropped
+        raise PromptError(f"the prompt is {length} tokens with the image; this model takes at most "
+                          f"{self.config.max_length}: shorten the text or the class list")
 
     @contextmanager
     def _stage(self, timings: dict, name: str):
@@ -188,13 +205,14 @@ class Predictor:
             torch.cuda.synchronize()
         timings[name] = timings.get(name, 0.0) + (time.perf_counter() - t) * 1000
 
-    def _answer(self, spec, meta, entry, ids, gen, regions, canvas_masks, img, threshold, timings) -> Prediction:
+    def _answer(self, spec, meta, entry, ids, gen, regions, canvas_masks, img, threshold, timings,
+                earlier_phrases: int = 0) -> Prediction:
         """The generated text, its phrases and, for segmentation tasks, the masks."""
-        cond = decoding.conditions(ids, entry.encoding.image_tokens.shape[1], gen.ids, self.special)
+        cond = decoding.conditions(ids, entry.encoding.image_tokens.shape[1], gen.ids, self.special, earlier_phrases)
         raw = self._strip_stops(self.tokenizer.decode(gen.ids))
         pred = Prediction(task=spec.name, text=spec.clean(raw), raw_text=raw, image_size=(img.height, img.width),
                           mode=meta.get("mode"), regions=regions.masks, region_names=regions.names)
-        labels = spec.labels(meta, decoding.phrases(self.tokenizer, cond.phrase_ids, self.special), regions.names)
+        labels = spec.labels(meta, decoding.phrases(self.tokenizer, cond, self.special), regions.names)
         pred.phrases = labels if spec.phrase_masks else []
         if spec.postprocess is None:
             return pred

@@ -19,7 +19,9 @@ IMAGE_TOKEN_INDEX = -200
 REGION_TOKEN_INDEX = -300
 SPECIAL_TOKENS = ("<SEG>", "<p>", "</p>")
 
-# Chat templates (xtuner / X-SAM `utils/template.py`); SYSTEM is unused by every X-SAM config.
+# Chat templates (xtuner / X-SAM `utils/template.py`); SYSTEM is unused by every X-SAM config, and every
+# one separates the turns of a conversation with SEP = "\n" after the answer's SUFFIX (spec §3.2).
+TURN_SEP = "\n"
 TEMPLATES = {
     "phi3_chat": {
         "INSTRUCTION": "<|user|>\n{input}<|end|>\n<|assistant|>\n",
