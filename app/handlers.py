@@ -178,9 +178,10 @@ class Handlers:
         result = views.make_result(pred, img, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
         answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
-        if pred.info.get("no_match"):  # say it where the answer is read, not only in the status line
-            answer = gr.update(visible=True, value=f"{views.answer_text(pred)}\n\n⚠ {pred.info['no_match']}: "
-                               "no mask is drawn (lower the threshold to see the best guess)")
+        warnings = views.warnings(pred)
+        if warnings:  # said where the answer is read, not only in the status line
+            lines = [views.answer_text(pred)] + [f"⚠ {w}" for w in warnings]
+            answer = gr.update(visible=True, value="\n\n".join(lines))
         if get_task(task).grounded_answer:
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)

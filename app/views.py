@@ -131,9 +131,15 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     return line
 
 
-def notes(pred: Prediction) -> list[str]:
-    """What the user should know about a result beyond its masks: no match, classes not found, ignored input."""
+def warnings(pred: Prediction) -> list[str]:
+    """What the answer alone would hide: no match, classes not found, unknown words, empty masks."""
     info = pred.info
     out = [info.get("no_match") and f"{info['no_match']}: no mask is drawn; lower the threshold to see the best guess"]
     out.append(info.get("not_found") and f"nothing found for {', '.join(info['not_found'])}")
-    return [n for n in out + [info.get("note")] + list(info.get("ignored") or []) if n]
+    out += [info.get("note_words"), info.get("empty_masks")]
+    return [n for n in out if n]
+
+
+def notes(pred: Prediction) -> list[str]:
+    """Everything the status line says beyond timings: the warnings, then ignored input."""
+    return [n for n in warnings(pred) + [pred.info.get("note")] + list(pred.info.get("ignored") or []) if n]

@@ -29,7 +29,8 @@ def test_history_is_validated():
     assert parse_history(None) == [] and parse_history([]) == []
     assert parse_history([{"question": "<image>\nhi <region>", "answer": "yes"}]) == [
         {"question": "hi", "answer": "yes"}]  # only this turn holds the image and the visual prompts
-    for bad in ("text", [{"question": "q"}], [{"question": 1, "answer": "a"}], [{"question": "q" * 5000, "answer": ""}]):
+    too_long = [{"question": "q" * 5000, "answer": ""}]
+    for bad in ("text", [{"question": "q"}], [{"question": 1, "answer": "a"}], too_long):
         with pytest.raises(PromptError, match="history"):
             parse_history(bad)
 

@@ -58,3 +58,17 @@ def test_generic_segmentation_lists_classes_it_found_nothing_for(embedded):
     asked = present + missing + ["wall", "floor"]
     assert pred.info["not_found"] == [c for c in asked if c not in found]
     assert len(set(missing) & set(pred.info["not_found"])) >= 2  # the model finds no star and no triangle here
+
+
+def test_words_outside_the_vocabulary_are_named(embedded):
+    """A photo of a cat with "the cat": the result says the model does not know "cat", what it knows and how
+    to load the released model, labels the mask with the typed word, and says that the mask is empty."""
+    pred = embedded.predict("assets/photos/chelsea.png", "refseg", "the cat")
+    assert pred.info["unknown_words"] == ["cat"]
+    assert "does not know 'cat'" in pred.info["note_words"] and "circle" in pred.info["note_words"]
+    assert "--model hao9610/X-SAM" in pred.info["note_words"]
+    assert pred.phrases == ["the cat"] and all("<unk>" not in s.label for s in pred.official_segments)
+    if pred.segments and not pred.segments[0].mask.any():
+        assert "covers no pixel" in pred.info["empty_masks"]
+    known = embedded.predict("assets/examples/shapes-2.png", "refseg", "the large purple square")
+    assert "unknown_words" not in known.info and "note_words" not in known.info

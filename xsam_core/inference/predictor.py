@@ -9,6 +9,7 @@ cache (`cache.py`), so a further request on the same image runs only the questio
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import torch
 from transformers import DynamicCache
 
 from ..errors import CheckpointError, PromptError
+from ..modeling import embedded
 from ..modeling.checkpoint import load_tokenizer, load_weights, preset_for_state_dict, read_state_dict, resolve
 from ..modeling.config import IMAGE_TOKEN_INDEX, SPECIAL_TOKENS, XSamConfig, preset
 from ..modeling.model import XSamModel
@@ -177,6 +179,7 @@ class Predictor:
             pred.info["history"] = {"used": len(turns), "dropped": dropped}
         if request.notes:
             pred.info["ignored"] = request.notes
+        self._explain(pred, request.text)
         pred.timings = timings
         return pred
 
@@ -228,6 +231,24 @@ class Predictor:
         pred.segments, pred.label_map, pred.rejected = result.segments, result.label_map, result.rejected
         pred.info.update(result.extra)
         return pred
+
+    def _explain(self, pred: Prediction, text: str) -> None:
+        """Say what a result cannot show: words the tokenizer does not know (a word-level vocabulary
+        maps them to <unk>, so the model never saw them), and masks that came out empty."""
+        unk = self.tokenizer.unk_token_id
+        words = dict.fromkeys(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text.lower()))
+        unknown = [w for w in words if unk is not None and unk in self.tokenizer.encode(w, add_special_tokens=False)]
+        if unknown:
+            pred.info["unknown_words"] = unknown
+            world = f"; {embedded.WORLD}" if self.name == embedded.NAME else ""
+            pred.info["note_words"] = f"this model does not know {', '.join(map(repr, unknown))}{world}"
+            # labels decoded from the prompt ids read "the <unk>": show what was typed
+            pred.phrases = [p.replace(self.tokenizer.unk_token, unknown[0]) for p in pred.phrases]
+            for seg in pred.official_segments:
+                seg.label = seg.label.replace(self.tokenizer.unk_token, unknown[0])
+        empty = [s.label for s in pred.segments if not s.mask.any()]
+        if empty:
+            pred.info["empty_masks"] = f"the mask of {', '.join(map(repr, empty))} covers no pixel of the image"
 
     def _strip_stops(self, text: str) -> str:
         """The decoded answer without the template's end markers (the official clean-up knows only

@@ -26,6 +26,10 @@ from .config import (
 )
 
 NAME = "xsam-tiny-shapes"
+# What the embedded model can be asked about: said when a request uses words outside its vocabulary.
+WORLD = (f"it knows the shapes world: {', '.join(shapes.SHAPES)}; colours {', '.join(shapes.COLOURS)}; "
+         f"small and large; the {' and the '.join(shapes.STUFF)}. For real photos load the released model: "
+         "python app.py --model hao9610/X-SAM")
 CHAT_MARKERS = ["<|user|>", "<|end|>", "<|assistant|>"]
 PAD, UNK = "<pad>", "<unk>"
 
