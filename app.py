@@ -1,6 +1,7 @@
 """Entry point (Spaces, Docker, local): options and environment → Predictor → page → launch.
 
-    python app.py [--model M] [--tokenizer T] [--device D] [--quantize 8bit|4bit] [--port P] [--share]
+    python app.py [--model M] [--tokenizer T] [--device D] [--dtype auto|float32|bfloat16|float16]
+                  [--quantize 8bit|4bit] [--port P] [--share]
                   [--log-dir DIR] [--concurrency N]
 
 `--model` (or XSAM_MODEL): empty for the embedded model, a folder, a weights file or a hub id
@@ -21,6 +22,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokenizer", default=os.environ.get("XSAM_TOKENIZER") or None,
                    help="tokenizer folder or hub id, when the model does not bring one")
     p.add_argument("--device", default=os.environ.get("XSAM_DEVICE") or None, help="cuda, cpu, … (default: auto)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
+                   default=os.environ.get("XSAM_DTYPE") or "auto",
+                   help="weights and compute: auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 / AMX) "
+                        "for the released model, float32 otherwise; env XSAM_DTYPE")
     p.add_argument("--quantize", choices=["8bit", "4bit"], default=os.environ.get("XSAM_QUANTIZE") or None,
                    help="LLM weights in 8 or 4 bits for small GPUs (needs bitsandbytes)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -38,7 +43,8 @@ def main(argv=None) -> None:
     from app import build_demo, launch_options
     from xsam_core.inference.predictor import Predictor
 
-    predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, quantize=args.quantize)
+    predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+                               quantize=args.quantize)
     demo = build_demo(predictor, log_dir=args.log_dir, concurrency=args.concurrency)
     demo.launch(server_port=args.port, share=args.share, **launch_options())
 

@@ -120,3 +120,30 @@ def test_uploaded_mask_rule_is_in_the_core():
         assert np.array_equal(got, as_rle)
     with pytest.raises(VisualPromptError, match="not a base64-encoded image"):
         build_regions([{"kind": "mask", "png": "bm90IGFuIGltYWdl"}], h, w)
+
+
+def test_dtype_choice(monkeypatch):
+    import torch
+
+    from xsam_core.inference import predictor as P
+
+    monkeypatch.setattr(P, "native_bf16", lambda: True)
+    assert P.choose_dtype("cpu", 4_600_000_000) == torch.bfloat16  # the released model on an AMX / AVX512-BF16 CPU
+    assert P.choose_dtype("cpu", 7_800_000) == torch.float32  # the embedded model: tiny, float32 everywhere
+    assert P.choose_dtype("cpu", 4_600_000_000, "float32") == torch.float32
+    monkeypatch.setattr(P, "native_bf16", lambda: False)
+    assert P.choose_dtype("cpu", 4_600_000_000, "auto") == torch.float32  # emulated bf16 is slower than float32
+    assert P.choose_dtype("cuda", 4_600_000_000) == torch.bfloat16
+    assert P.choose_dtype("cpu", 10, "bf16") == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        P.choose_dtype("cpu", 10, "half")
+
+
+def test_loading_in_a_requested_dtype(ref_model):
+    import torch
+
+    from xsam_core.inference.predictor import Predictor
+
+    assert Predictor.load(str(ref_model)).describe()["dtype"] == "float32"
+    assert Predictor.load(str(ref_model), dtype="bfloat16").describe()["dtype"] == "bfloat16"
+    assert Predictor.load(str(ref_model), dtype=torch.float16).model.llm.dtype == torch.float16

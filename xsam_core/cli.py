@@ -80,7 +80,8 @@ def cmd_predict(args) -> int:
     from .modeling.checkpoint import CheckpointError
 
     try:
-        predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, quantize=args.quantize)
+        predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+                                   quantize=args.quantize)
     except (CheckpointError, OSError) as e:
         print(f"error: cannot load the model: {e}", file=sys.stderr)
         return 2
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model folder, official weights file or hub id (default: the embedded model)")
     p.add_argument("--tokenizer", help="tokenizer folder or hub id (needed with a bare weights file)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                   help="auto (default): bf16 on CUDA and on native-bf16 CPUs for the released model, else float32")
     p.add_argument("--quantize", choices=["8bit", "4bit"], help="LLM weights in 8 or 4 bits (needs bitsandbytes)")
     p.add_argument("--out", type=Path, default=Path("xsam_out"), help="output folder (default: xsam_out)")
     p.set_defaults(func=cmd_predict)

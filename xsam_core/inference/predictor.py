@@ -35,6 +35,29 @@ from .templates import IMAGE_TURN, conversation, encode_prompt, parse_history
 from .visual_prompts import build_regions, parse_prompts
 
 EMBEDDED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "xsam-tiny-shapes"
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+SMALL_MODEL = 100_000_000  # parameters: below this bf16 saves little and costs precision
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), as torch reports it."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def choose_dtype(device: str, num_parameters: int, requested: str | torch.dtype | None = None) -> torch.dtype:
+    """`requested` ("auto"/None, a name from DTYPES or a torch dtype), else bf16 on CUDA and on CPUs with
+    native bf16 for models of `SMALL_MODEL` parameters and more, float32 otherwise."""
+    if isinstance(requested, torch.dtype):
+        return requested
+    if requested and requested != "auto":
+        try:
+            return DTYPES[requested]
+        except KeyError:
+            raise ValueError(f"unknown dtype {requested!r}; choose auto, {', '.join(DTYPES)}") from None
+    if num_parameters < SMALL_MODEL:
+        return torch.float32
+    return torch.bfloat16 if torch.device(device).type == "cuda" or native_bf16() else torch.float32
 
 
 class Predictor:
@@ -56,15 +79,17 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str | None = None, tokenizer: str | None = None, device: str | None = None,
-             dtype: torch.dtype | None = None, attn_implementation: str = "sdpa", quantize: str | None = None,
+             dtype: str | torch.dtype | None = None, attn_implementation: str = "sdpa", quantize: str | None = None,
              **kw) -> "Predictor":
         """`model`: None (the embedded model), a folder, an official weights file, or a hub id.
+        `dtype`: "auto" (None), "float32", "bfloat16", "float16" or a torch dtype (see `choose_dtype`).
         `quantize`: "8bit" or "4bit" LLM weights (bitsandbytes); the rest stays bf16."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype is None:
-            dtype = torch.bfloat16 if torch.device(device).type == "cuda" or quantize else torch.float32
         files = resolve(str(model or EMBEDDED_MODEL), tokenizer)
         sd = read_state_dict(files["weights"])
+        if quantize and dtype in (None, "auto"):
+            dtype = torch.bfloat16
+        dtype = choose_dtype(device, sum(v.numel() for v in sd.values()), dtype)
         cfg = files["config"] or preset(preset_for_state_dict(sd))
         xsam = build_model(cfg, dtype, attn_implementation)
         load_weights(xsam, sd, dtype)
