@@ -5,16 +5,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-# ../shared/fixtures/xsam-ref next to the repository: a tiny X-SAM in the official layout.
-REF_MODEL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "xsam-ref"
+# A tiny X-SAM in the official layout, with reference outputs of the official code (tests/data/README.md).
+REF_MODEL = Path(__file__).resolve().parent / "data" / "xsam-ref"
 
 
 @pytest.fixture(scope="session")
 def ref_model() -> Path:
-    """The fixture folder. Also pins torch to one thread: the tiny model gains nothing from more, and
-    threads competing for shared cores make it up to 100× slower."""
+    """The fixture folder; a checkout without it fails (it is part of the repository, never skipped).
+    Also pins torch to one thread: the tiny model gains nothing from more, and threads competing for
+    shared cores make it up to 100× slower."""
     if not (REF_MODEL / "pytorch_model.bin").exists():
-        pytest.skip(f"reference fixture missing: {REF_MODEL}")
+        pytest.fail(f"reference fixture missing: {REF_MODEL} (committed in tests/data: is the checkout complete?)")
     import torch
 
     torch.set_num_threads(1)

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from xsam_core.tasks import TASKS
-
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "assets" / "examples" / "shapes-8.png"  # 220×180

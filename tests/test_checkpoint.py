@@ -1,6 +1,6 @@
 """Checkpoints: key layouts, strict loading, the converter, self-contained folders and hub ids.
 
-Everything runs on the tiny shared fixture or on tiny configs; the hub is a fake offline cache.
+Everything runs on the tiny reference fixture (tests/data) or on tiny configs; the hub is a fake offline cache.
 """
 
 import hashlib
@@ -30,11 +30,11 @@ from xsam_core.modeling.checkpoint import (
 from xsam_core.modeling.config import XSamConfig, tiny_config
 from xsam_core.modeling.model import XSamModel
 
-FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
+FIXTURE = Path(__file__).resolve().parent / "data" / "xsam-ref"  # = conftest.REF_MODEL
 CONFIG = FIXTURE / "config.json"
 IMAGE = FIXTURE / "cases" / "refseg" / "image.png"
 
-pytestmark = pytest.mark.skipif(not FIXTURE.exists(), reason="shared xsam-ref fixture not available")
+pytestmark = pytest.mark.usefixtures("ref_model")  # fails, never skips, without the fixture
 
 
 def archive_sd() -> dict:

@@ -1,4 +1,4 @@
-"""The conformance runner, in-process: it passes on the shared reference fixture, it fails on a
+"""The conformance runner, in-process: it passes on the reference fixture (tests/data), it fails on a
 perturbed copy, and it runs on a folder holding only some of the cases."""
 
 import re
@@ -9,9 +9,9 @@ import torch
 
 from xsam_core.evaluation import conformance
 
-FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
+FIXTURE = Path(__file__).resolve().parent / "data" / "xsam-ref"  # = conftest.REF_MODEL
 
-pytestmark = pytest.mark.skipif(not FIXTURE.exists(), reason="shared xsam-ref fixture not available")
+pytestmark = pytest.mark.usefixtures("ref_model")  # fails, never skips, without the fixture
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from xsam_core.modeling.checkpoint import preset_for_state_dict, to_archive_keys
 from xsam_core.modeling.config import preset
 from xsam_core.modeling.model import XSamModel
 
-FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
+FIXTURE = Path(__file__).resolve().parent / "data" / "xsam-ref"  # = conftest.REF_MODEL
 VARIANTS = ["xsam-phi3", "xsam-qwen3-1.7b", "xsam-qwen3-4b"]
 
-pytestmark = pytest.mark.skipif(not FIXTURE.exists(), reason="shared xsam-ref fixture not available")
+pytestmark = pytest.mark.usefixtures("ref_model")  # fails, never skips, without the fixture
 
 
 def reference(name: str) -> dict:

@@ -7,7 +7,6 @@ Its weights are random, so it never says <SEG> by itself: segmentation requests 
 import io
 import json
 import struct
-import time
 import zipfile
 import zlib
 
@@ -32,29 +31,42 @@ TWO_REGIONS = [{"kind": "box", "box": [5, 5, 30, 30], "prompt": "A"},
                {"kind": "point", "x": 70, "y": 50, "prompt": "B"}]
 QUESTION = "Which object would roll away?"
 
-# name: (task, text, prompts, forced answer, expected labels (None: any of `classes`), must have masks)
+# name: (task, text, prompts, forced answer, expected labels (None: the label of class `category_id`
+# in CLASSES, i.e. the request's classes or regions)). Every task but chat must return masks.
 CASES = {
-    "chat": ("chat", "What is in this picture?", None, "A red box and a blue ball lie on green grass.", [], False),
-    "panoptic": ("genseg", "ins: red box, blue ball; sem: sky, grass-merged", None, "Sure, <SEG>.", None, False),
-    "semantic": ("genseg", "sem: sky, grass-merged, wall-other, tree", None, "It is <SEG>.", None, True),
-    "instance": ("genseg", "ins: red box, blue ball, person", None, "<SEG>.", None, False),
-    "ovseg": ("ovseg", "red box, blue ball, sky", None, "Sure, <SEG>.", None, False),
-    "refseg": ("refseg", "The RED box on the left", None, "Sure, <SEG>.", ["the red box on the left"], True),
-    "reaseg": ("reaseg", QUESTION, None, "Sure, <SEG>.", [QUESTION], True),
-    "gcgseg": ("gcgseg", "", None, GCG, ["A red box", "a blue ball"], True),
-    "intseg-point": ("intseg", "", [{"kind": "point", "x": 40, "y": 30}], "Sure, it is <SEG>.", ["prompt 1"], True),
-    "intseg-box": ("intseg", "", [{"kind": "box", "box": [10, 20, 40, 50]}], "Sure, <SEG>.", ["prompt 1"], True),
+    "chat": ("chat", "What is in this picture?", None, "A red box and a blue ball lie on green grass.", []),
+    "panoptic": ("genseg", "ins: red box, blue ball; sem: sky, grass-merged", None, "Sure, <SEG>.", None),
+    "semantic": ("genseg", "sem: sky, grass-merged, wall-other, tree", None, "It is <SEG>.", None),
+    "instance": ("genseg", "ins: red box, blue ball, person", None, "<SEG>.", None),
+    # (with "Sure, <SEG>." the random weights pass no query through the panoptic overlap test)
+    "ovseg": ("ovseg", "red box, blue ball, sky", None, "It is <SEG>.", None),
+    "refseg": ("refseg", "The RED box on the left", None, "Sure, <SEG>.", ["the red box on the left"]),
+    "reaseg": ("reaseg", QUESTION, None, "Sure, <SEG>.", [QUESTION]),
+    "gcgseg": ("gcgseg", "", None, GCG, ["A red box", "a blue ball"]),
+    "intseg-point": ("intseg", "", [{"kind": "point", "x": 40, "y": 30}], "Sure, it is <SEG>.", ["prompt 1"]),
+    "intseg-box": ("intseg", "", [{"kind": "box", "box": [10, 20, 40, 50]}], "Sure, <SEG>.", ["prompt 1"]),
     "intseg-scribble": ("intseg", "", [{"kind": "scribble", "points": [[10, 10], [30, 20], [50, 25]]}],
-                        "Sure, <SEG>.", ["prompt 1"], True),
-    "intseg-mask": ("intseg", "", [{"kind": "mask", "rle": mask_to_rle(BOX)}], "Sure, <SEG>.", ["prompt 1"], True),
-    "vgdseg": ("vgdseg", "", TWO_REGIONS, "Sure, the segmentation result is <SEG>.", None, False),
+                        "Sure, <SEG>.", ["prompt 1"]),
+    "intseg-mask": ("intseg", "", [{"kind": "mask", "rle": mask_to_rle(BOX)}], "Sure, <SEG>.", ["prompt 1"]),
+    "vgdseg": ("vgdseg", "", TWO_REGIONS, "Sure, the segmentation result is <SEG>.", None),
 }
 MODES = {"panoptic": "panoptic", "semantic": "semantic", "instance": "instance", "ovseg": "panoptic"}
-CLASSES = {"panoptic": {"red box", "blue ball", "sky", "grass-merged"},
-           "semantic": {"sky", "grass-merged", "wall-other", "tree"},
-           "instance": {"red box", "blue ball", "person"}, "ovseg": {"red box", "blue ball", "sky"},
-           "vgdseg": {"prompt A", "prompt B"}}
-
+# class index → label: genseg lists things then stuff (no seed: no shuffle), vgdseg its regions
+CLASSES = {"panoptic": ["red box", "blue ball", "sky", "grass-merged"],
+           "semantic": ["sky", "grass-merged", "wall-other", "tree"],
+           "instance": ["red box", "blue ball", "person"], "ovseg": ["red box", "blue ball", "sky"],
+           "vgdseg": ["prompt A", "prompt B"]}
+# The official label map of each kind: (background, value written for segment k); later segments on top.
+LABEL_MAPS = {
+    "panoptic": (0, lambda k, seg: k + 1),  # segment ids from 1, 0 = void
+    "semantic": (-1, lambda k, seg: seg.category_id),  # every pixel has a class: no -1 may remain
+    "instance": (-1, lambda k, seg: k),
+    "vgdseg": (255, lambda k, seg: k),
+    "refseg": (255, lambda k, seg: 1),
+    "reaseg": (255, lambda k, seg: 1),
+    "intseg": (255, lambda k, seg: 1),
+    "gcgseg": (255, lambda k, seg: seg.category_id + 1),
+}
 
 def unique_image(seed: int, h: int = 24, w: int = 32) -> Image.Image:
     """An image no other test uses, so its first request is a cache miss."""
@@ -62,12 +74,23 @@ def unique_image(seed: int, h: int = 24, w: int = 32) -> Image.Image:
 
 
 def check_prediction(pred, h: int, w: int) -> None:
-    """Masks at the image size; labels, scores and exports consistent with the segments."""
+    """Masks at the image size, scores in [0, 1]; label map, labels and exports consistent with the
+    segments."""
     assert pred.image_size == (h, w)
     assert len(pred.labels) == len(pred.scores) == len(pred.masks)
     for mask in pred.masks:
         assert mask.shape == (h, w) and mask.dtype == bool
-    assert all(np.isfinite(s) and s >= 0 for s in pred.scores)
+    assert all(0 <= s <= 1 for s in pred.scores), pred.scores
+    if pred.task == "chat":
+        assert pred.label_map is None and not pred.segments
+    else:
+        background, value = LABEL_MAPS[pred.mode or pred.task]
+        painted = np.full((h, w), background)
+        for k, seg in enumerate(pred.segments):
+            painted[seg.mask] = value(k, seg)
+        assert np.array_equal(pred.label_map, painted), f"{pred.task} segments disagree with the label map"
+        if pred.mode != "instance" and pred.task != "vgdseg":  # only instances may overlap
+            assert (np.sum(pred.masks, axis=0) <= 1).all(), f"{pred.task} segments overlap"
     result = json.loads(json.dumps(pred.to_json()))
     for ann, seg in zip(result["annotations"], pred.segments, strict=True):
         rle = dict(ann["segmentation"], counts=ann["segmentation"]["counts"].encode())
@@ -83,21 +106,35 @@ def check_prediction(pred, h: int, w: int) -> None:
 
 @pytest.mark.parametrize("name", CASES)
 def test_every_task(predictor, scene, name):
-    task, text, prompts, answer, labels, must_have_masks = CASES[name]
+    task, text, prompts, answer, labels = CASES[name]
     pred = predictor.predict(scene, task, text, prompts, force_answer=answer)
     check_prediction(pred, 72, 96)
     assert pred.task == task and pred.mode == MODES.get(name)
+    if task != "chat":
+        assert pred.segments, f"{name}: no masks ({pred.info.get('note', 'no note')})"
     if labels is None:
-        assert set(pred.labels) <= CLASSES[name]
+        assert pred.labels == [CLASSES[name][s.category_id] for s in pred.segments]
     else:
         assert pred.labels == labels
-    assert len(pred.segments) > 0 if must_have_masks else True
     if task == "gcgseg":
         assert pred.phrases == labels and [s.category_id for s in pred.segments] == [0, 1]
     if task in ("intseg", "vgdseg"):
         assert [m.shape for m in pred.regions] == [(72, 96)] * len(pred.region_names)
     if task == "chat":
         assert pred.text == answer
+
+
+@pytest.mark.parametrize("task, text, answer, note", [
+    ("refseg", "the red box", "Sure.", "no <SEG> token"),
+    ("genseg", "ins: red box, blue ball", "It is.", "no <SEG> token"),
+    ("gcgseg", "", "A red box next to a blue ball. <SEG>.", "no phrase"),  # gcgseg's phrases come from the answer
+    ("refseg", "the red box", "<SEG> and <SEG>.", "2 <SEG> tokens for 1 phrases"),
+    ("genseg", "ins: red box, blue ball", "<SEG> and <SEG>.", "2 <SEG> tokens in the answer (need one)"),
+])
+def test_an_answer_without_one_usable_seg_gives_no_masks_and_says_why(predictor, scene, task, text, answer, note):
+    pred = predictor.predict(scene, task, text, force_answer=answer)
+    assert not pred.segments and pred.label_map is None
+    assert note in pred.info.get("note", ""), pred.info
 
 
 def test_second_request_hits_the_image_cache(predictor):
@@ -206,11 +243,11 @@ def test_pixel_limits():
 
 @pytest.mark.parametrize("w,h,message", [(8000, 6000, "8000×6000 = 48 MP; the limit is 40 MP"),
                                          (50000, 50000, "cannot read the image.*pixels")])
-def test_huge_image_is_refused_fast(predictor, w, h, message):
-    start = time.perf_counter()
+def test_huge_image_is_refused_from_its_header(predictor, w, h, message):
+    """Refused on the size the header claims: decoding would fail with another message (there are no
+    pixel data). How fast is measured by the benchmark, not asserted here (bench.refusal_and_render_timings)."""
     with pytest.raises(ImageError, match=message):
         predictor.predict(png_header(w, h), "refseg", "the thing", force_answer="Sure, <SEG>.")
-    assert time.perf_counter() - start < 1
 
 
 def test_bad_images(predictor, tmp_path, scene):

@@ -1,15 +1,10 @@
 """8-bit / 4-bit LLM weights (bitsandbytes): the quantized model still answers like the original."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from xsam_core.evaluation.conformance import traced_predict
 from xsam_core.inference.predictor import Predictor
-
-pytest.importorskip("bitsandbytes")
-FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "xsam-ref"
 
 
 def _hidden(pred: Predictor, image) -> torch.Tensor:
@@ -18,10 +13,10 @@ def _hidden(pred: Predictor, image) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("mode, tolerance", [("8bit", 0.05), ("4bit", 0.25)])
-def test_quantized_llm_stays_close(mode, tolerance):
-    image = FIXTURE / "cases" / "refseg" / "image.png"
-    ref = Predictor.load(str(FIXTURE), dtype=torch.bfloat16)
-    quant = Predictor.load(str(FIXTURE), quantize=mode)
+def test_quantized_llm_stays_close(ref_model, mode, tolerance):  # bitsandbytes: requirements-test.txt
+    image = ref_model / "cases" / "refseg" / "image.png"
+    ref = Predictor.load(str(ref_model), dtype=torch.bfloat16)
+    quant = Predictor.load(str(ref_model), quantize=mode)
     assert quant.quantized == mode and ref.quantized is None
     assert quant.describe()["llm_weights"] == mode
     a, b = _hidden(ref, image), _hidden(quant, image)

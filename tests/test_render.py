@@ -1,7 +1,5 @@
 """Rendering of hand-built Predictions (no model needed)."""
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -110,7 +108,8 @@ def test_empty_mask_and_semantic_segments():
     out = np.asarray(overlay(gray_image(h, w), pred))
     assert not (out == GRAY).all(-1).any()  # every pixel belongs to a class
     assert [e["area"] for e in legend(pred)] == [h * w // 2, h * w // 2, 0]
-    overlay(gray_image(h, w), pred, highlight=2)  # an undrawable highlight draws everything
+    for undrawable in (2, 7):  # the empty segment, no such segment: everything is drawn as without highlight
+        assert np.array_equal(np.asarray(overlay(gray_image(h, w), pred, highlight=undrawable)), out)
 
 
 def test_size_mismatch_is_refused():
@@ -118,17 +117,29 @@ def test_size_mismatch_is_refused():
         overlay(gray_image(50, 50), two_boxes())
 
 
-def test_tiny_and_large_images():
-    overlay(gray_image(8, 8), two_boxes(h=8, w=8), highlight=0)
+def test_tiny_image_is_filled_without_a_label():
+    pred = two_boxes(h=8, w=8)  # segment 0 covers all 8×8 pixels, segment 1 none
+    out = np.asarray(overlay(gray_image(8, 8), pred, highlight=0)).astype(float)
+    color = rgb(segment_colors(pred)[0])
+    # every pixel is the highlighted fill or its outline (no label text: it would cover the image)
+    assert (np.abs(out - color).sum(-1) < np.abs(GRAY - color).sum() / 2).all()
+
+
+def test_large_image():
+    """A 12-MP overlay is drawn right (how fast: bench.refusal_and_render_timings, not asserted here)."""
     h, w = 3000, 4000
     segments = [Segment(box_mask(h, w, 0, 1500, 0, 2000), "prompt A", 0.9, 0),
                 Segment(box_mask(h, w, 1000, 2900, 1500, 3900), "prompt A", 0.8, 0)]
     pred = Prediction(task="vgdseg", text="", image_size=(h, w), segments=segments,
                       regions=[box_mask(h, w, 100, 400, 100, 600)], region_names=["A"])
-    start = time.perf_counter()
-    out = overlay(gray_image(h, w), pred)
-    assert out.size == (w, h)
-    assert time.perf_counter() - start < 5
+    out = np.asarray(overlay(gray_image(h, w), pred)).astype(float)
+    assert out.shape == (h, w, 3)
+    c0, c1 = (rgb(c) for c in segment_colors(pred))
+    np.testing.assert_allclose(out[1300, 300], 0.5 * c0 + 0.5 * GRAY, atol=2)  # segment 0 only
+    np.testing.assert_allclose(out[2500, 3600], 0.5 * c1 + 0.5 * GRAY, atol=2)  # segment 1 only
+    assert (out[2950, 100] == GRAY).all()  # outside everything
+    ring = out[150:350, 100]  # the visual prompt's left edge: light/dark dashes
+    assert (ring == 255).all(-1).any() and (ring == 0).all(-1).any()
 
 
 def test_label_of_a_thin_mask_on_a_large_image_sits_on_the_mask():
