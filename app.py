@@ -2,10 +2,12 @@
 
     python app.py [--model M] [--tokenizer T] [--device D] [--dtype auto|float32|bfloat16|float16]
                   [--quantize 8bit|4bit] [--port P] [--share]
-                  [--log-dir DIR] [--concurrency N]
+                  [--log-dir DIR] [--concurrency N] [--mcp]
 
 `--model` (or XSAM_MODEL): empty for the embedded model, a folder, a weights file or a hub id
 (hao9610/X-SAM). Server name and port also follow GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
+`--mcp` (or XSAM_MCP=1) also serves the API endpoints as MCP tools for LLM agents, at
+http://HOST:PORT/gradio_api/mcp/ (streamable HTTP) and /gradio_api/mcp/sse (SSE).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="log every request (images, prompts, results) here; off by default")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("XSAM_CONCURRENCY", 1)),
                    help="model requests run at once (others wait in the queue)")
+    p.add_argument("--mcp", action="store_true", default=_flag(os.environ.get("XSAM_MCP")),
+                   help="also serve /segment and the task endpoints as MCP tools (Gradio's MCP server) at "
+                        "/gradio_api/mcp/; env XSAM_MCP=1")
     return p.parse_args(argv)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main(argv=None) -> None:
@@ -46,7 +55,8 @@ def main(argv=None) -> None:
     predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                                quantize=args.quantize)
     demo = build_demo(predictor, log_dir=args.log_dir, concurrency=args.concurrency)
-    demo.launch(server_port=args.port, share=args.share, **launch_options())
+    # mcp_server None (no --mcp) leaves Gradio's own GRADIO_MCP_SERVER switch in charge
+    demo.launch(server_port=args.port, share=args.share, mcp_server=True if args.mcp else None, **launch_options())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from xsam_core.inference.processing import load_image
 from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
-from xsam_core.tasks import get_task
+from xsam_core.tasks.routing import spec
 
 DISPLAY_MIN, DISPLAY_MAX = 512, 1024  # longest side of the displayed canvas
 PROMPT_COLORS = ["#00c853", "#2979ff", "#ff9100", "#d500f9", "#00b8d4", "#ffd600", "#c51162", "#64dd17"]
@@ -134,11 +134,12 @@ class Canvas:
 
     def prompts(self, task: str) -> list[dict]:
         """What a task gets: a task of one visual prompt takes the active one (and the negative points),
-        a task of several all of them, the other tasks none (the core would drop them)."""
-        spec = get_task(task)
-        if spec.regions[1] == 1:
+        a task of several (and Auto, whose rules count the regions) all of them, the other tasks none
+        (the core would drop them)."""
+        reads = spec(task)
+        if reads.regions[1] == 1:
             return [i for i in self.items if i.get("negative") or str(i.get("prompt", "1")) == self.active]
-        return list(self.items) if spec.takes_prompts else []
+        return list(self.items) if reads.takes_prompts else []
 
     def to_json(self) -> str:
         return "[\n" + ",\n".join("  " + json.dumps(i) for i in self.items) + "\n]" if self.items else "[]"

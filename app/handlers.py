@@ -2,7 +2,8 @@
 
 Output orders (the layout wires the same lists):
   canvas outputs: canvas state, canvas image (the drawing), prompt summary, prompts JSON, active-prompt radio
-  result outputs: result state, overlay, legend, answer, GCG phrases, downloads, status
+  result outputs: result state, overlay, legend, answer, GCG phrases, downloads, status, "ran as" line,
+                  "re-run as" choices
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PIL import Image
 from xsam_core.inference.processing import load_image
 from xsam_core.inference.visual_prompts import mask_from_image
 from xsam_core.tasks import TASKS, get_task
+from xsam_core.tasks.routing import spec
 
 from . import files, views
 from .canvas import Canvas, is_canvas_file
@@ -37,8 +39,8 @@ def parse_seed(text: str | None) -> int | None:
 
 
 def task_info(task: str) -> str:
-    spec = get_task(task)
-    return f"{spec.description}.  \n**Needs:** {spec.needs}"
+    shown = spec(task)
+    return f"{shown.description}.  \n**Needs:** {shown.needs}"
 
 
 def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
@@ -50,7 +52,7 @@ def canvas_outputs(canvas: Canvas, drawn: str | None = None) -> tuple:
 
 def prompt_task(task: str):
     """Adding a visual prompt in a task that reads none switches to the task of one visual prompt."""
-    if get_task(task).takes_prompts:
+    if spec(task).takes_prompts:  # Auto too: its rules send visual prompts to the prompt tasks
         return gr.skip()
     readers = " or ".join(t.title.lower() for t in TASKS.values() if t.takes_prompts)
     gr.Info(f"Visual prompts are for {readers}: switched to {TASKS[PROMPT_TASK].title.lower()}.", duration=4)
@@ -58,7 +60,8 @@ def prompt_task(task: str):
 
 
 def empty_results() -> tuple:
-    return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "")
+    return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "", "",
+            gr.update(value=None, visible=False))
 
 
 # What an image change returns: the canvas outputs, the scribble editor's image, the result outputs.
@@ -147,17 +150,17 @@ class Handlers:
 
     @staticmethod
     def task_changed(task: str):
-        spec = get_task(task)
-        text = gr.update(visible=False) if spec.text is None else gr.update(
-            visible=True, label=spec.text.label, placeholder=spec.text.example)
-        return task_info(task), text, gr.update(visible=spec.class_list), gr.update(visible=spec.takes_prompts)
+        shown = spec(task)
+        text = gr.update(visible=False) if shown.text is None else gr.update(
+            visible=True, label=shown.text.label, placeholder=shown.text.example)
+        return task_info(task), text, gr.update(visible=shown.class_list), gr.update(visible=shown.takes_prompts)
 
     @staticmethod
     def preset_chosen(name: str | None, task: str):
         if not name:
             return gr.skip()
         text = PRESETS[name]
-        if get_task(task).open_vocabulary:  # a plain list: every name a thing
+        if spec(task).open_vocabulary:  # a plain list: every name a thing
             text = ", ".join(n.strip() for part in text.split(";") for n in part.split(":")[-1].split(","))
         return text
 
@@ -166,7 +169,7 @@ class Handlers:
     @friendly
     def run(self, canvas: Canvas, task: str, text: str, threshold: float, seed: str, alpha: float,
             progress=gr.Progress()):
-        progress(0.1, desc=f"Running {task}…")
+        progress(0.1, desc=f"Running {spec(task).title.lower()}…")
         if canvas.image is None:
             raise gr.Error("Upload an image, paste one, take a webcam picture or pick an example first.",
                            title="No image", print_exception=False)
@@ -182,12 +185,20 @@ class Handlers:
         if warnings:  # said where the answer is read, not only in the status line
             lines = [views.answer_text(pred)] + [f"⚠ {w}" for w in warnings]
             answer = gr.update(visible=True, value="\n\n".join(lines))
-        if get_task(task).grounded_answer:
+        if get_task(pred.task).grounded_answer:  # the task that ran (Auto picks one)
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)
             answer = gr.update(visible=False, value=views.answer_text(pred))
+        rerun = gr.update(visible=True, value=pred.task)
         return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, downloads,
-                views.status_line(pred, total))
+                views.status_line(pred, total), views.ran_as_line(pred), rerun)
+
+    @staticmethod
+    def rerun_as(task: str | None):
+        """"Re-run as …": that task becomes the selected one; the run that follows reads the same inputs."""
+        if not task:
+            raise gr.Error("Pick the task to re-run as.", print_exception=False)
+        return task
 
     # --- result views (no model run) -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import functools
 import gradio as gr
 
 from xsam_core.tasks import TASKS
+from xsam_core.tasks.routing import AUTO, AUTO_TASK
 
 from . import api, examples
 from .canvas import MODES, Canvas
@@ -20,6 +21,7 @@ CSS = """
 .swatch {display:inline-block; width:14px; height:14px; border-radius:3px; vertical-align:middle;}
 #banner {padding: 4px 8px;}
 #status {font-size: 0.85em;}
+#ran-as {min-height: 0;}
 """
 MODE_LABELS = {"point": "+ Point", "negative": "− Negative point", "box": "Box (2 clicks)"}
 STATE_TTL_S = 3600  # a session's canvas and last result are dropped after an idle hour
@@ -58,9 +60,10 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         gr.Markdown(banner(service, log_dir is not None), elem_id="banner")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                task = gr.Radio([(t.title, name) for name, t in TASKS.items()], value="refseg",
-                                label="Task", elem_id="task")
-                info = gr.Markdown(task_info("refseg"))
+                # Auto first and the default: the rules of xsam_core/tasks/routing.py pick the task
+                task = gr.Radio([(AUTO_TASK.title, AUTO)] + [(t.title, name) for name, t in TASKS.items()],
+                                value=AUTO, label="Task", elem_id="task")
+                info = gr.Markdown(task_info(AUTO))
                 with gr.Tabs():
                     with gr.Tab("Image · click to prompt"):
                         canvas_img = image_input(label="Image (upload, webcam or paste; click to add prompts)",
@@ -73,7 +76,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                                             image_mode=None, sources=["upload", "clipboard"], height=300,
                                             elem_id="mask-upload")
                         add_mask = gr.Button("Add mask to the active prompt", size="sm")
-                with gr.Group(visible=False) as tools:
+                with gr.Group(visible=AUTO_TASK.takes_prompts) as tools:
                     with gr.Row():
                         mode = gr.Radio([(MODE_LABELS[m], m) for m in MODES], value="point", label="Click adds",
                                         scale=3)
@@ -87,8 +90,8 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                         prompts_json = gr.Code("[]", language="json", interactive=True, show_label=False,
                                                elem_id="canvas-json")
                         apply_json = gr.Button("Apply JSON", size="sm")
-                text = gr.Textbox(label="Referring expression", placeholder="the red circle", lines=2)
-                preset = gr.Dropdown(list(PRESETS), value=None, label="Class presets", visible=False)
+                text = gr.Textbox(label=AUTO_TASK.text.label, placeholder=AUTO_TASK.text.example, lines=2)
+                preset = gr.Dropdown(list(PRESETS), value=None, label="Class presets", visible=AUTO_TASK.class_list)
                 with gr.Row():
                     threshold = gr.Slider(0, 1, value=0.5, step=0.05, label="Score threshold")
                     seed = gr.Textbox(label="Seed (optional)", placeholder="empty: deterministic defaults",
@@ -97,6 +100,9 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
             with gr.Column(scale=1):
                 overlay = gr.Image(label="Result", type="filepath", interactive=False, height=420, format="png",
                                    buttons=["download", "fullscreen"], elem_id="overlay")
+                ran_as = gr.Markdown("", elem_id="ran-as")
+                rerun = gr.Radio([(t.title, name) for name, t in TASKS.items()], value=None, visible=False,
+                                 label="Re-run the same inputs as …", elem_id="rerun")
                 gcg = gr.HighlightedText(label="Grounded caption (click a phrase)", visible=False,
                                          show_inline_category=False, combine_adjacent=False, elem_id="gcg")
                 answer = gr.Textbox(label="Answer", interactive=False, lines=2, max_lines=8, elem_id="answer")
@@ -122,7 +128,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         api.register(service, concurrency)
 
         canvas_out = [canvas_state, canvas_img, summary, prompts_json, active]
-        result_out = [result_state, overlay, legend, answer, gcg, downloads, status]
+        result_out = [result_state, overlay, legend, answer, gcg, downloads, status, ran_as, rerun]
         run_in = [canvas_state, task, text, threshold, seed, alpha]
 
         image_out = [*canvas_out, editor_seed, *result_out]
@@ -159,6 +165,9 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
 
         run.click(h.run, run_in, result_out, **model_event)
         text.submit(h.run, run_in, result_out, **model_event)
+        # One click re-runs the same image, text and prompts as another task (which becomes the selected one).
+        rerun.input(h.rerun_as, [rerun], [task], show_progress="hidden", **PRIVATE).success(
+            h.run, run_in, result_out, **model_event)
         legend.select(h.legend_selected, [result_state], [overlay], show_progress="hidden", **PRIVATE)
         gcg.select(h.phrase_selected, [result_state], [overlay], show_progress="hidden", **PRIVATE)
         show_all.click(h.show_all, [result_state], [overlay], show_progress="hidden", **PRIVATE)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from xsam_core.inference import render
 from xsam_core.inference.results import STAGES, Prediction
+from xsam_core.tasks import get_task
 
 from .canvas import display_scale
 
@@ -116,6 +117,14 @@ def gcg_phrases(pred: Prediction) -> tuple[list[tuple[str, str | None]], dict[st
 def answer_text(pred: Prediction) -> str:
     """The answer as read: phrase markers dropped, word-level spacing tidied, <SEG> shown as [SEG]."""
     return "".join(text for text, _ in pred.pieces())
+
+
+def ran_as_line(pred: Prediction) -> str:
+    """Which task ran and why: the router's reason under Auto, else the task that was chosen."""
+    ran_as = pred.info.get("ran_as")
+    if ran_as:
+        return f"Ran as **{ran_as['title']}** — {ran_as['reason']}."
+    return f"Ran as **{get_task(pred.task).title}** (the task you chose)."
 
 
 def status_line(pred: Prediction, total_ms: float) -> str:

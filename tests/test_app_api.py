@@ -44,9 +44,9 @@ def call(client, task, image=SCENE, text="", prompts=(), threshold=0.5):
     return client.predict(image, text, json.dumps(list(prompts)), threshold, api_name=f"/{task}")
 
 
-def test_one_public_endpoint_per_task(client):
+def test_one_public_endpoint_per_task_and_segment(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {f"/{t}" for t in TASKS}
+    assert set(api["named_endpoints"]) == {"/segment"} | {f"/{t}" for t in TASKS}
     for name, spec in api["named_endpoints"].items():
         assert [p["label"] for p in spec["parameters"]] == ["image", "text", "prompts", "threshold"], name
         assert [r["label"] for r in spec["returns"]] == ["overlay", "answer", "result"], name
@@ -57,7 +57,7 @@ def test_openapi_lists_the_task_calls(client):
     import httpx
 
     paths = httpx.get(client.src.rstrip("/") + "/gradio_api/openapi.json").json()["paths"]
-    assert {f"/gradio_api/call/{t}/{{event_id}}" for t in TASKS} <= set(paths)
+    assert {f"/gradio_api/call/{t}/{{event_id}}" for t in ("segment", *TASKS)} <= set(paths)
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -87,6 +87,32 @@ def test_endpoint_contract(client, task):
     if task == "gcgseg":
         assert result["phrases"] == ["a red circle", "the wall"]
         assert "<p>" in answer
+
+
+@pytest.mark.parametrize(("text", "prompts", "task"), [
+    ("segment the red circle", [], "refseg"),
+    ("ins: circle, cross; sem: wall, floor", [], "genseg"),
+    ("circle, cross, ring", [], "ovseg"),
+    ("How many shapes are there?", [], "chat"),
+    ("What could roll away?", [], "reaseg"),
+    ("", [], "gcgseg"),
+    ("", REQUESTS["intseg"][1], "intseg"),
+    ("", REQUESTS["vgdseg"][1], "vgdseg"),
+])
+def test_segment_routes_and_says_which_task_ran(client, text, prompts, task):
+    overlay, answer, result = call(client, "segment", text=text, prompts=prompts, threshold=0.01)
+    assert result["task"] == task and result["info"]["ran_as"]["task"] == task
+    assert result["info"]["ran_as"]["title"] == TASKS[task].title and result["info"]["ran_as"]["reason"]
+    assert Path(overlay).name == f"xsam-{task}-overlay.png" and answer == result["text"]
+    if task != "chat":
+        assert all(a["segmentation"]["size"] == [180, 220] for a in result["annotations"])
+
+
+def test_segment_refuses_like_the_tasks(client):
+    with pytest.raises(AppError, match="(?i)no image"):
+        call(client, "segment", image=None, text="the red circle")
+    with pytest.raises(AppError, match="not valid JSON"):
+        client.predict(handle_file(str(SCENE)), "", "[{kind: point", 0.5, api_name="/segment")
 
 
 def test_prompts_for_other_tasks_are_ignored(client):

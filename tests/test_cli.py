@@ -82,7 +82,7 @@ def test_missing_images_and_missing_model(tmp_path, capsys):
 def test_tasks_lists_every_task(capsys):
     assert main(["tasks"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(TASKS)
+    assert [line.split()[0] for line in lines] == ["auto", *TASKS]
 
 
 def test_conformance_delegates_every_argument(monkeypatch):

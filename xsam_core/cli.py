@@ -1,6 +1,6 @@
 """The one command line of the X-SAM core: `xsam COMMAND ...` (or `python -m xsam_core COMMAND ...`).
 
-    xsam predict --image PATH_OR_DIR --task TASK [--text T] [--prompts JSON_OR_@FILE] ...
+    xsam predict --image PATH_OR_DIR [--task auto|TASK] [--text T] [--prompts JSON_OR_@FILE] ...
     xsam tasks
     xsam conformance DIR [--case NAME ...]      replay reference cases of the official implementation
     xsam evaluate --data DIR [--model M]         score a model on a shapes-world folder
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .inference.visual_prompts import VisualPromptError, parse_prompts
 from .tasks import TASKS
+from .tasks.routing import AUTO, AUTO_TASK
 
 # name → (module with a `main(argv)`, one line of help); imported only when run (torch is slow to import)
 TOOLS = {
@@ -102,6 +103,8 @@ def cmd_predict(args) -> int:
             print(f"{path.name}: error: {e}", file=sys.stderr)
             continue
         print(f"{path.name}: {pred.task} {len(pred.segments)} masks {pred.text!r} {ms:.0f} ms")
+        if "ran_as" in pred.info:
+            print(f"{path.name}: ran as: {pred.info['ran_as']['title']} — {pred.info['ran_as']['reason']}")
         for note in [pred.info.get("note")] + list(pred.info.get("ignored") or []):
             if note:
                 print(f"{path.name}: note: {note}", file=sys.stderr)
@@ -109,7 +112,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_tasks(args) -> int:
-    width = max(map(len, TASKS))
+    width = max(map(len, [AUTO, *TASKS]))
+    print(f"{AUTO:<{width}}  {AUTO_TASK.description} (the default; rules in xsam_core/tasks/routing.py)")
     for name in TASKS:
         print(f"{name:<{width}}  {TASKS[name].description}")
     return 0
@@ -124,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<stem>_overlay.png to --out.")
     p.add_argument("--image", type=Path, required=True, metavar="PATH_OR_DIR",
                    help=f"an image, or a folder: every {'/'.join(sorted(IMAGE_SUFFIXES))} in it, sorted")
-    p.add_argument("--task", required=True, choices=list(TASKS), help="see `python -m xsam_core tasks`")
+    p.add_argument("--task", default=AUTO, choices=[AUTO, *TASKS],
+                   help="default auto: picked from the text and prompts; see `python -m xsam_core tasks`")
     p.add_argument("--text", default="", help='the question, phrase or class list (genseg: "ins: a, b; sem: c")')
     p.add_argument("--prompts", metavar="JSON_OR_@FILE",
                    help="visual prompts (intseg/vgdseg) as JSON or @file.json; see docs/prompts-json.md")

@@ -84,6 +84,7 @@ def test_upload_click_box_run(page):
     upload(page)
     page.screenshot(path=SHOTS / "01-uploaded.png", full_page=True)
 
+    page.locator("#task").get_by_text("Referring segmentation").click()  # a task that reads no prompts
     click_image(page, 0.30, 0.35)  # on the red circle; switches the task to interactive segmentation
     page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 point')")
     assert page.locator("#task input[value=intseg]").is_checked()
@@ -115,6 +116,34 @@ def test_upload_click_box_run(page):
     downloads = page.locator("#downloads").inner_text().replace("\n", "")
     assert all(part in downloads for part in ("-overlay.png", "-masks.zip", ".json"))
     page.screenshot(path=SHOTS / "05-highlight.png", full_page=True)
+
+
+def test_auto_says_what_ran_and_reruns_as_another_task(page):
+    assert page.locator("#task input[value=auto]").is_checked()  # the default
+    upload(page)
+    page.get_by_label("Text: a phrase, a question or class names (optional)").fill("segment the red circle")
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#ran-as')?.innerText.includes('Referring segmentation')",
+                           timeout=60_000)
+    assert "names an object" in page.locator("#ran-as").inner_text()
+    assert page.locator("#legend [data-testid='cell-0-2']").inner_text() == "the red circle"  # the routed phrase
+    assert page.locator("#rerun input[value=refseg]").is_checked()
+    page.screenshot(path=SHOTS / "13-auto-refseg.png", full_page=True)
+
+    page.locator("#rerun").get_by_text("Image chat").click()  # one click: same inputs, another task
+    page.wait_for_function("document.querySelector('#ran-as')?.innerText.includes('Image chat')", timeout=60_000)
+    assert "the task you chose" in page.locator("#ran-as").inner_text()
+    assert page.locator("#task input[value=chat]").is_checked()
+    page.screenshot(path=SHOTS / "14-rerun-as-chat.png", full_page=True)
+
+    page.locator("#task").get_by_text("Auto", exact=True).click()
+    click_image(page, 0.30, 0.35)  # a visual prompt in Auto stays in Auto
+    page.wait_for_function("document.querySelector('#prompt-summary')?.innerText.includes('1 point')")
+    assert page.locator("#task input[value=auto]").is_checked()
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#ran-as')?.innerText.includes('Interactive segmentation')",
+                           timeout=60_000)
+    page.screenshot(path=SHOTS / "15-auto-click.png", full_page=True)
 
 
 def test_negative_point_undo_and_named_prompts(page):

@@ -26,6 +26,7 @@ from ..modeling.model import XSamModel
 from ..modeling.quantize import quantize_llm
 from ..tasks import check_request, get_task
 from ..tasks.common import Choices
+from ..tasks.routing import AUTO, route
 from . import decoding
 from .cache import ByteLRU, ImageEntry, Prefix, image_key
 from .generation import StopRule, generate
@@ -164,7 +165,17 @@ class Predictor:
         """Run one request. The task's rules decide what of `text` and `prompts` it reads (`check_request`);
         `force_answer` replaces greedy decoding by the given answer (teacher forcing); `history` holds the
         earlier turns of a conversation on this image (each result's `info["turn"]`), oldest first: as
-        many of the latest as the context allows go into the prompt."""
+        many of the latest as the context allows go into the prompt.
+
+        `task="auto"`: the rules of `tasks/routing.py` pick the task (and the text it reads); the
+        prediction is that task's, with `info["ran_as"]` = {task, title, reason, text}."""
+        if task == AUTO:
+            items = parse_prompts(prompts)
+            chosen = route(text, items)
+            pred = self.predict(image, chosen.task, chosen.text, items, threshold, seed, max_new_tokens, force_answer,
+                                history)
+            pred.info["ran_as"] = chosen.info()
+            return pred
         timings: dict[str, float] = {}
         with self._stage(timings, "preprocess"):
             spec = get_task(task)
