@@ -260,3 +260,21 @@ def test_unresolvable_names(hub):
         resolve("someone/not-cached")
     with pytest.raises(CheckpointError, match="bare weights file"):
         resolve(str(FIXTURE / "pytorch_model.bin"))
+
+
+def test_pixel_decoder_samples_in_float32():
+    """The deformable sampling runs in float32 whatever the model's dtype (as X-SAM's own copy does)."""
+    from transformers.models.mask2former import modeling_mask2former as m2f
+
+    from xsam_core.modeling import segmentor
+
+    assert m2f.multi_scale_deformable_attention is segmentor._deformable_attention_fp32
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(16, 16), (8, 8)]
+    value = torch.randn(1, 16 * 16 + 8 * 8, 4, 8, generator=gen).bfloat16()
+    locations = torch.rand(1, 10, 4, 2, 4, 2, generator=gen).bfloat16()
+    weights = torch.rand(1, 10, 4, 2, 4, generator=gen).softmax(-1).bfloat16()
+    out = m2f.multi_scale_deformable_attention(value, shapes, locations, weights)
+    in_fp32 = segmentor._deformable_attention(value.float(), shapes, locations.float(), weights.float())
+    assert out.dtype == torch.bfloat16 and torch.equal(out, in_fp32.bfloat16())
+    assert not torch.equal(out, segmentor._deformable_attention(value, shapes, locations, weights))
