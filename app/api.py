@@ -34,11 +34,14 @@ ARGS = {
                 'boxes it, {{"kind": "point", "x": 9, "y": 9, "negative": true}} rejects masks covering that pixel, '
                 'and "prompt": "2" on an item starts a second region. {prompts}'),
     "threshold": "score threshold between 0 and 1 for keeping masks (0.5 is a good default; lower keeps more).",
+    "history": ('earlier turns of a conversation about the same image, as a JSON list, oldest first: the '
+                'info.turn object of each earlier result ({{"question": ..., "answer": ...}}); "[]" for a new one.'),
 }
 RETURNS = ("1. the image with the masks drawn on it (PNG). 2. the model's answer as text. "
            "3. the result as JSON: task (the task that ran), text, phrases, image {height, width}, "
            "annotations [{label, score, area, bbox [x, y, w, h], segmentation: COCO RLE {size, counts}}], "
-           "and info.ran_as {task, title, reason} when the task was picked automatically.")
+           "info.ran_as {task, title, reason} when the task was picked automatically, info.turn (pass it in the "
+           "history of a follow-up request), and info.no_match when the named object is not there.")
 SEGMENT_DOC = ("Segment or answer anything in an image with X-SAM, from plain text and/or clicks: the task is "
                "picked from the request and named in the result (info.ran_as). Use it for: 'segment the red car' or "
                "'where is the dog?' (one object), 'ins: person, car; sem: road, sky' or 'cat, dog, sky' "
@@ -82,8 +85,8 @@ def endpoint(service: Service, task: str):
     name = SEGMENT if task == AUTO else task
 
     @friendly
-    def predict(image: str | None, text: str, prompts: str, threshold: float):
-        pred, _ = service.predict(image, task, text, prompts, threshold)
+    def predict(image: str | None, text: str, prompts: str, threshold: float, history: str = "[]"):
+        pred, _ = service.predict(image, task, text, prompts, threshold, history=history)
         path = files.request_dir() / f"xsam-{pred.task}-overlay.png"
         overlay(load_image(image), pred).save(path)
         return str(path), pred.text, pred.to_json()
@@ -100,6 +103,7 @@ def register(service: Service, concurrency: int) -> None:
         text = gr.Textbox(label="text")
         prompts = gr.Textbox(label="prompts", value="[]")
         threshold = gr.Number(label="threshold", value=0.5, minimum=0, maximum=1)
+        history = gr.Textbox(label="history", value="[]")
         out_image = gr.Image(label="overlay", type="filepath", format="png")
         out_text = gr.Textbox(label="answer")
         out_json = gr.JSON(label="result")
@@ -107,6 +111,6 @@ def register(service: Service, concurrency: int) -> None:
             fn = endpoint(service, task)
             trigger = gr.Button(fn.__name__)
             # api_description None: the API page and the MCP tool list read the docstring
-            trigger.click(fn, [image, text, prompts, threshold], [out_image, out_text, out_json],
+            trigger.click(fn, [image, text, prompts, threshold, history], [out_image, out_text, out_json],
                           api_name=fn.__name__, concurrency_id=CONCURRENCY_ID, concurrency_limit=concurrency,
                           show_progress="hidden")

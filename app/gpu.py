@@ -17,11 +17,12 @@ GPU_SECONDS = 60  # ZeroGPU time slot per request: one image, one answer
 
 
 def model_runner(predictor):
-    """`run(image, task, text, prompts, threshold, seed) -> Prediction`, serialised by the caller's queue."""
+    """`run(image, task, text, prompts, threshold, seed, history) -> Prediction`, serialised by the caller's
+    queue."""
 
-    def run(image, task: str, text: str, prompts, threshold: float, seed: int | None):
+    def run(image, task: str, text: str, prompts, threshold: float, seed: int | None, history=None):
         try:
-            return predictor.predict(image, task, text, prompts, threshold=threshold, seed=seed)
+            return predictor.predict(image, task, text, prompts, threshold=threshold, seed=seed, history=history)
         except Exception as e:
             if "out of memory" in str(e).lower():
                 predictor.cache.clear()  # drop cached encodings so the next request has room

@@ -60,8 +60,14 @@ def prompt_task(task: str):
 
 
 def empty_results() -> tuple:
+    """The result outputs of no result: also an empty conversation (a new image starts a new one)."""
     return (None, None, [], gr.update(value="", visible=True), gr.update(value=None, visible=False), None, "", "",
-            gr.update(value=None, visible=False))
+            gr.update(value=None, visible=False), *empty_conversation())
+
+
+def empty_conversation() -> tuple:
+    """Conversation state, chat view, its note."""
+    return [], [], ""
 
 
 # What an image change returns: the canvas outputs, the scribble editor's image, the result outputs.
@@ -168,13 +174,14 @@ class Handlers:
 
     @friendly
     def run(self, canvas: Canvas, task: str, text: str, threshold: float, seed: str, alpha: float,
-            progress=gr.Progress()):
+            follow_up: bool, conversation: list, progress=gr.Progress()):
         progress(0.1, desc=f"Running {spec(task).title.lower()}…")
         if canvas.image is None:
             raise gr.Error("Upload an image, paste one, take a webcam picture or pick an example first.",
                            title="No image", print_exception=False)
+        conversation = list(conversation or []) if follow_up else []  # off: this run starts a new conversation
         pred, total = self.service.predict(canvas.image, task, text, canvas.prompts(task), threshold,
-                                           parse_seed(seed))
+                                           parse_seed(seed), history=[t["turn"] for t in conversation])
         progress(0.8, desc="Rendering…")
         outdir, img = files.request_dir(), load_image(canvas.image)
         downloads = views.exports(pred, img, outdir, alpha)
@@ -190,8 +197,15 @@ class Handlers:
             gcg = gr.update(visible=True, value=spans, color_map=color_map)
             answer = gr.update(visible=False, value=views.answer_text(pred))
         rerun = gr.update(visible=True, value=pred.task)
-        return (result, views.overlay_file(result), views.legend_rows(pred), answer, gcg, downloads,
-                views.status_line(pred, total), views.ran_as_line(pred), rerun)
+        shown = views.overlay_file(result)
+        conversation.append(views.conversation_turn(pred, text, shown))
+        return (result, shown, views.legend_rows(pred), answer, gcg, downloads, views.status_line(pred, total),
+                views.ran_as_line(pred), rerun, conversation, views.chat_messages(conversation),
+                views.conversation_note(pred, len(conversation)))
+
+    @staticmethod
+    def clear_conversation():
+        return empty_conversation()
 
     @staticmethod
     def rerun_as(task: str | None):

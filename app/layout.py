@@ -57,6 +57,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         canvas_state = gr.State(Canvas(), time_to_live=STATE_TTL_S)
         editor_seed = gr.State(None)  # the scribble editor's image: a new value re-creates the editor
         result_state = gr.State(None, time_to_live=STATE_TTL_S)
+        conversation = gr.State([], time_to_live=STATE_TTL_S)  # turns: what the model reads, what the page shows
         gr.Markdown(banner(service, log_dir is not None), elem_id="banner")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
@@ -96,7 +97,10 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                     threshold = gr.Slider(0, 1, value=0.5, step=0.05, label="Score threshold")
                     seed = gr.Textbox(label="Seed (optional)", placeholder="empty: deterministic defaults",
                                       max_lines=1)
-                run = gr.Button("Run", variant="primary", elem_id="run")
+                with gr.Row():
+                    run = gr.Button("Run", variant="primary", elem_id="run", scale=3)
+                    follow_up = gr.Checkbox(label="Follow up (keep the conversation)", value=False,
+                                            elem_id="follow-up", scale=2)
             with gr.Column(scale=1):
                 overlay = gr.Image(label="Result", type="filepath", interactive=False, height=420, format="png",
                                    buttons=["download", "fullscreen"], elem_id="overlay")
@@ -115,6 +119,10 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
                 downloads = gr.File(label="Downloads: overlay PNG, masks (PNG zip), COCO RLE JSON",
                                     file_count="multiple", interactive=False, elem_id="downloads")
                 status = gr.Markdown("", elem_id="status")
+                with gr.Accordion("Conversation on this image", open=True):
+                    chat = gr.Chatbot(label="Conversation", elem_id="conversation", height=380, buttons=[])
+                    conversation_note = gr.Markdown("", elem_id="conversation-note")
+                    clear_chat = gr.Button("Clear conversation", size="sm", elem_id="clear-conversation")
         scenes = gr.Dataset(label="Examples: shapes-world scenes (embedded model)",
                             components=[gr.Image(visible=False), gr.Textbox(visible=False),
                                         gr.Textbox(visible=False)],
@@ -128,8 +136,9 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         api.register(service, concurrency)
 
         canvas_out = [canvas_state, canvas_img, summary, prompts_json, active]
-        result_out = [result_state, overlay, legend, answer, gcg, downloads, status, ran_as, rerun]
-        run_in = [canvas_state, task, text, threshold, seed, alpha]
+        conversation_out = [conversation, chat, conversation_note]
+        result_out = [result_state, overlay, legend, answer, gcg, downloads, status, ran_as, rerun, *conversation_out]
+        run_in = [canvas_state, task, text, threshold, seed, alpha, follow_up, conversation]
 
         image_out = [*canvas_out, editor_seed, *result_out]
         canvas_img.change(h.image_changed, [canvas_img, canvas_state], image_out, show_progress="hidden",
@@ -168,6 +177,7 @@ def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> g
         # One click re-runs the same image, text and prompts as another task (which becomes the selected one).
         rerun.input(h.rerun_as, [rerun], [task], show_progress="hidden", **PRIVATE).success(
             h.run, run_in, result_out, **model_event)
+        clear_chat.click(h.clear_conversation, None, conversation_out, show_progress="hidden", **PRIVATE)
         legend.select(h.legend_selected, [result_state], [overlay], show_progress="hidden", **PRIVATE)
         gcg.select(h.phrase_selected, [result_state], [overlay], show_progress="hidden", **PRIVATE)
         show_all.click(h.show_all, [result_state], [overlay], show_progress="hidden", **PRIVATE)

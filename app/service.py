@@ -22,14 +22,14 @@ class Service:
         self.log = RequestLog(log_dir) if log_dir else None
 
     def predict(self, image: str | None, task: str, text: str, prompts, threshold: float,
-                seed: int | None = None) -> tuple[Prediction, float]:
+                seed: int | None = None, history=None) -> tuple[Prediction, float]:
         """One request → (prediction, wall-clock ms). Raises the core's user-facing errors."""
         if not image:
             raise ImageError("no image: upload one, paste one, take a webcam picture or pick an example")
         items = parse_prompts(prompts)  # the core's request rules decide what the task reads
         start = time.perf_counter()
         try:
-            pred = self._run(image, task, text or "", items, float(threshold), seed)
+            pred = self._run(image, task, text or "", items, float(threshold), seed, history)
         except Exception as e:
             if self.log:
                 self.log.write(image, task, text, items, threshold, None, error=str(e))

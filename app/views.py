@@ -16,7 +16,7 @@ from PIL import Image
 
 from xsam_core.inference import render
 from xsam_core.inference.results import STAGES, Prediction
-from xsam_core.tasks import get_task
+from xsam_core.tasks import TASKS, get_task
 
 from .canvas import display_scale
 
@@ -117,6 +117,33 @@ def gcg_phrases(pred: Prediction) -> tuple[list[tuple[str, str | None]], dict[st
 def answer_text(pred: Prediction) -> str:
     """The answer as read: phrase markers dropped, word-level spacing tidied, <SEG> shown as [SEG]."""
     return "".join(text for text, _ in pred.pieces())
+
+
+def conversation_turn(pred: Prediction, text: str, overlay: str) -> dict:
+    """One turn of the page's conversation: what the model reads next time, and what the page shows."""
+    reply = "\n\n".join([answer_text(pred) or "(no text)"] + [f"⚠ {w}" for w in warnings(pred)])
+    return {"turn": pred.info["turn"], "user": text.strip() or "(no text)", "task": TASKS[pred.task].title,
+            "reply": reply, "overlay": overlay, "masks": len(pred.segments)}
+
+
+def chat_messages(conversation: list[dict]) -> list[dict]:
+    """The conversation for gr.Chatbot: each question, its answer, and under it the turn's own masks."""
+    out = []
+    for t in conversation:
+        out.append({"role": "user", "content": t["user"]})
+        out.append({"role": "assistant", "content": f"*{t['task']}* · {t['reply']}"})
+        if t["masks"]:
+            out.append({"role": "assistant", "content": {"path": t["overlay"]}})
+    return out
+
+
+def conversation_note(pred: Prediction, turns: int) -> str:
+    dropped = (pred.info.get("history") or {}).get("dropped", 0)
+    note = f"{turns} turn{'s' if turns != 1 else ''} on this image."
+    if dropped:
+        note += (f" The oldest {dropped} did not fit the model's context and were left out of this answer's "
+                 "prompt (they stay shown here).")
+    return note
 
 
 def ran_as_line(pred: Prediction) -> str:

@@ -48,7 +48,7 @@ def test_one_public_endpoint_per_task_and_segment(client):
     api = client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/segment"} | {f"/{t}" for t in TASKS}
     for name, spec in api["named_endpoints"].items():
-        assert [p["label"] for p in spec["parameters"]] == ["image", "text", "prompts", "threshold"], name
+        assert [p["label"] for p in spec["parameters"]] == ["image", "text", "prompts", "threshold", "history"], name
         assert [r["label"] for r in spec["returns"]] == ["overlay", "answer", "result"], name
     assert not api["unnamed_endpoints"]
 
@@ -188,3 +188,15 @@ def test_concurrent_identical_requests(client):
     sizes = {Image.open(overlay).size for overlay, _, _ in results}
     assert sizes == {(220, 180)}
     assert len({json.dumps(r[2]["annotations"]) for r in results}) == 1
+
+
+def test_a_follow_up_request_takes_the_history(client):
+    _, _, first = call(client, "refseg", text="the red circle")
+    turn = first["info"]["turn"]
+    assert "<p>the red circle</p>" in turn["question"] and "<SEG>" in turn["answer"]
+    image = handle_file(str(SCENE))
+    _, _, second = client.predict(image, "What colour is it?", "[]", 0.5, json.dumps([turn]), api_name="/chat")
+    assert second["info"]["history"] == {"used": 1, "dropped": 0}
+    assert second["info"]["prompt"].count("the red circle") == 1
+    with pytest.raises(AppError, match="history is not valid JSON"):
+        client.predict(image, "What colour is it?", "[]", 0.5, "[{", api_name="/chat")

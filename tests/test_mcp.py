@@ -57,7 +57,8 @@ def test_the_tools_are_the_api_endpoints_described_for_agents(mcp_url):
     segment = by_name["segment"]
     assert "picked from the request" in segment.description and "COCO RLE" in segment.description
     props = segment.inputSchema["properties"]
-    assert list(props) == ["image", "text", "prompts", "threshold"]
+    assert list(props) == ["image", "text", "prompts", "threshold", "history"]
+    assert "info.turn" in props["history"]["description"]
     assert "URL" in props["image"]["description"] and props["image"]["type"] == "string"
     assert "a class list" in props["text"]["description"]
     assert '"kind": "point"' in props["prompts"]["description"]

@@ -225,3 +225,33 @@ def test_a_file_that_is_not_an_image_shows_a_message(page, tmp_path):
     page.get_by_text("not a readable image").first.wait_for(timeout=10_000)
     page.wait_for_selector("#canvas img", state="detached")  # the canvas is emptied again
     page.screenshot(path=SHOTS / "10-not-an-image.png", full_page=False)
+
+
+def test_multi_turn_conversation(page):
+    """Follow-up turns keep the conversation: each turn shows its answer and its own masks under it; the
+    history is cleared by the button and by a new image."""
+    upload(page)
+    page.locator("#follow-up input").check()
+    text = page.get_by_label("Text: a phrase, a question or class names (optional)")
+    text.fill("segment the red circle")
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#conversation-note')?.innerText.includes('1 turn on')",
+                           timeout=60_000)
+    text.fill("How many shapes are there?")
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#conversation-note')?.innerText.includes('2 turns on')",
+                           timeout=60_000)
+    chat = page.locator("#conversation")
+    assert chat.get_by_text("segment the red circle").count() == 1
+    assert chat.get_by_text("How many shapes are there?").count() == 1
+    assert chat.get_by_text("Referring segmentation").count() == 1 and chat.get_by_text("Image chat").count() == 1
+    assert chat.locator("img").count() >= 1  # the first turn's masks, under its answer
+    page.screenshot(path=SHOTS / "16-conversation.png", full_page=True)
+
+    page.locator("#follow-up input").uncheck()  # off: the next run starts a new conversation
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#conversation-note')?.innerText.includes('1 turn on')",
+                           timeout=60_000)
+    page.locator("#clear-conversation").click()
+    page.wait_for_function("document.querySelector('#conversation-note')?.innerText.trim() === ''")
+    assert chat.get_by_text("How many shapes are there?").count() == 0

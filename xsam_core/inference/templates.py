@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..modeling.config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, TURN_SEP
@@ -24,6 +25,11 @@ def parse_history(history) -> list[dict]:
     visual prompts."""
     from ..errors import PromptError
 
+    if isinstance(history, str):
+        try:
+            history = json.loads(history) if history.strip() else []
+        except json.JSONDecodeError as e:
+            raise PromptError(f"the history is not valid JSON: {e}") from e
     if not history:
         return []
     if not isinstance(history, list) or not all(isinstance(t, dict) for t in history):
