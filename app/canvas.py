@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from xsam_core.inference.processing import load_image
-from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
+from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, parse_prompts
+from xsam_core.masks import box_corners, mask_box, mask_to_rle
 from xsam_core.tasks import get_task
 
 DISPLAY_MIN, DISPLAY_MAX = 512, 1024  # longest side of the displayed canvas
@@ -92,8 +93,7 @@ class Canvas:
         if not mask.any():
             raise VisualPromptError("the mask is empty: draw or upload a non-empty region")
         if as_box:
-            ys, xs = np.nonzero(mask)
-            box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+            box = box_corners(mask_box(mask))
             self.items.append({"kind": "box", "box": box, "prompt": self.active})
             return f"box added to prompt {self.active}"
         self.items.append({"kind": "mask", "rle": mask_to_rle(mask), "prompt": self.active})

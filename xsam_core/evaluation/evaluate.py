@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import shapes
 from ..inference.predictor import Predictor
+from ..masks import union
 from . import metrics
 
 GENSEG_KEYS = {"panoptic": "genseg/panoptic", "semantic": "genseg/semantic", "instance": "genseg/instance"}
@@ -57,11 +58,8 @@ class Evaluator:
     def mask(self, ann_id: int) -> np.ndarray:
         return shapes.annotation_mask(self.anns[ann_id])
 
-    def union(self, ids, shape) -> np.ndarray:
-        out = np.zeros(shape, bool)
-        for i in ids:
-            out |= self.mask(i)
-        return out
+    def targets_mask(self, ids, shape) -> np.ndarray:
+        return union((self.mask(i) for i in ids), shape)
 
     def add(self, request: dict, pred) -> None:
         key = task_key(request)
@@ -71,11 +69,11 @@ class Evaluator:
         if key == "chat":
             m.add(pred.text, request["answer"])
         elif key in ("refseg", "reaseg", "intseg"):
-            m.add(_union(pred.masks, shape), self.union(request["targets"], shape))
+            m.add(union(pred.masks, shape), self.targets_mask(request["targets"], shape))
         elif key == "vgdseg":
             m.add([(s.mask, s.score) for s in pred.segments], [self.mask(i) for i in request["targets"]])
         elif key == "gcgseg":
-            gt = [(p["text"], self.union(p["targets"], shape)) for p in request["phrases"]]
+            gt = [(p["text"], self.targets_mask(p["targets"], shape)) for p in request["phrases"]]
             m.add(gt, [(s.label, s.mask) for s in pred.segments], _plain_caption(pred.text), request["caption"])
         elif key == "genseg/panoptic":
             m.add(self._pred_segments(pred), [(self.mask(i), self.anns[i]["category_id"]) for i in request["targets"]])
@@ -106,13 +104,6 @@ class Evaluator:
 
     def results(self) -> dict[str, dict]:
         return {k: self.metrics[k].result() for k in self.metrics if k in self.seen}
-
-
-def _union(masks, shape) -> np.ndarray:
-    out = np.zeros(shape, bool)
-    for m in masks:
-        out |= m
-    return out
 
 
 def _plain_caption(text: str) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from ..errors import VisualPromptError
+from ..masks import rle_to_mask
 
 POINT_RADIUS = 10
 SCRIBBLE_DILATION = 5
@@ -104,10 +104,8 @@ def _mask_from_item(item: dict, h: int, w: int) -> np.ndarray:
         rle = dict(item["rle"])
         if list(rle.get("size", [])) != [h, w]:
             raise VisualPromptError(f"mask size {rle.get('size')} does not match the image's [H, W] = [{h}, {w}]")
-        if isinstance(rle.get("counts"), str):
-            rle["counts"] = rle["counts"].encode()
         try:
-            return mask_utils.decode(rle).astype(np.uint8)
+            return rle_to_mask(rle).astype(np.uint8)
         except Exception as e:  # pycocotools raises bare exceptions on corrupt counts
             raise VisualPromptError(f"mask: corrupt RLE ({e})") from e
     if "array" in item:
@@ -157,7 +155,3 @@ def build_regions(prompts, h: int, w: int) -> Regions:
         regions.masks.append(mask)
     return regions
 
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode()}

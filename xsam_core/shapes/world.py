@@ -79,7 +79,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from ..masks import box_corners, box_xywh, mask_box, mask_to_rle, rle_to_mask, union
 
 GENERATOR = "xsam_core.shapes"
 VERSION = 1
@@ -262,14 +263,9 @@ def _place_things(rng: np.random.Generator, h: int, w: int, n: int) -> list[_Dra
     return drafts
 
 
-def _bbox(mask: np.ndarray) -> list[int]:
-    xs, ys = np.flatnonzero(mask.any(0)), np.flatnonzero(mask.any(1))
-    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
-
-
 def _thing(thing_id: int, d: _Draft) -> Thing:
     ys, xs = np.nonzero(d.visible)
-    return Thing(thing_id, d.shape, d.colour, d.size, d.visible, _bbox(d.visible),
+    return Thing(thing_id, d.shape, d.colour, d.size, d.visible, box_xywh(mask_box(d.visible)),
                  (float(xs.mean()), float(ys.mean())), int(len(xs)), int(d.amodal.sum()),
                  d.center, d.radius, d.angle)
 
@@ -307,10 +303,9 @@ def generate_scene(rng: np.random.Generator, *, width: int | None = None, height
     image[split:] = _texture(rng, h - split, w, floor_tint)
 
     drafts = _place_things(rng, h, w, n_things or int(rng.integers(1, MAX_THINGS + 1)))
-    covered = np.zeros((h, w), bool)
     for d in drafts:
         image[d.visible] = COLOURS[d.colour]
-        covered |= d.visible
+    covered = union((d.visible for d in drafts), (h, w))
     rows = np.arange(h)[:, None] < split
     stuff = {"wall": rows & ~covered, "floor": ~rows & ~covered}
     stuff = {name: m for name, m in stuff.items() if m.any()}
@@ -318,20 +313,6 @@ def generate_scene(rng: np.random.Generator, *, width: int | None = None, height
 
 
 # ---------------------------------------------------------------- visual prompts
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """COCO RLE of a bool mask, ``counts`` as str (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def decode_mask(rle: dict) -> np.ndarray:
-    """Bool H x W mask from a COCO RLE (``counts`` as str or bytes)."""
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        counts = counts.encode("ascii")
-    return mask_utils.decode({"size": rle["size"], "counts": counts}).astype(bool)
-
 
 def _depth(mask: np.ndarray) -> np.ndarray:
     """Exact Euclidean distance of each mask pixel to the nearest pixel outside the mask."""
@@ -368,11 +349,10 @@ def _scribble_points(depth: np.ndarray, rng: np.random.Generator) -> list[list[i
 def visual_prompt(mask: np.ndarray, kind: str, rng: np.random.Generator) -> dict:
     """One prompt item (docs/prompts-json.md) of the given kind on a bool object mask."""
     if kind == "mask":
-        return {"kind": "mask", "rle": encode_mask(mask)}
+        return {"kind": "mask", "rle": mask_to_rle(mask)}
     if kind == "box":
-        x, y, w, h = _bbox(mask)
         jitter = rng.integers(-2, 3, 4)
-        box = np.array([x, y, x + w - 1, y + h - 1]) + jitter
+        box = np.array(box_corners(mask_box(mask))) + jitter
         box = np.clip(box, 0, [mask.shape[1] - 1, mask.shape[0] - 1] * 2)
         return {"kind": "box", "box": [int(v) for v in box]}
     depth = _depth(mask)
@@ -580,7 +560,7 @@ def scene_annotations(scene: Scene, image_id: int, first_id: int = 1) -> list[di
     segments = [(t.id, t.shape, t.mask, {"colour": t.colour, "size": t.size}) for t in scene.objects]
     segments += [(i, name, scene.stuff[name], {}) for name, i in scene.stuff_ids.items()]
     return [{"id": first_id - 1 + local, "image_id": image_id, "category_id": CATEGORY_IDS[name],
-             "segmentation": encode_mask(mask), "area": int(mask.sum()), "bbox": _bbox(mask),
+             "segmentation": mask_to_rle(mask), "area": int(mask.sum()), "bbox": box_xywh(mask_box(mask)),
              "iscrowd": 0, **extra}
             for local, name, mask, extra in segments]
 
@@ -637,7 +617,7 @@ def load_image(root: str | Path, image: dict) -> np.ndarray:
 
 def annotation_mask(annotation: dict) -> np.ndarray:
     """Bool H x W mask of an annotation."""
-    return decode_mask(annotation["segmentation"])
+    return rle_to_mask(annotation["segmentation"])
 
 
 def main(argv: list[str] | None = None) -> None:

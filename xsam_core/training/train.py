@@ -43,6 +43,7 @@ from .. import shapes
 from ..inference.processing import sam_mask, sam_pixels, siglip_pixels
 from ..inference.templates import apply_template, encode_prompt
 from ..inference.visual_prompts import build_regions
+from ..masks import union
 from ..modeling import embedded
 from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
@@ -115,11 +116,8 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
         return COLOURS.index(things[i].colour) if i in things else -1
 
     def add(cls: int, ids: list[int]):
-        union = np.zeros((h, w), bool)
-        for i in ids:
-            union |= mask_of(i)
         sample.classes.append(cls)
-        sample.masks.append(sam_mask(union, scaled, longest).float())
+        sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, longest).float())
 
     task = request["task"]
     if task in ("refseg", "reaseg", "intseg"):
