@@ -378,7 +378,7 @@ def test_file_matches_the_scenes(dataset):
     for index, image in enumerate(coco["images"]):
         scene = S.generate_scene(np.random.default_rng([3, index]))
         assert image["id"] == index + 1
-        assert (S.load_image(dataset, image) == scene.image).all()
+        assert (S.dataset_image(dataset, image) == scene.image).all()
         assert (image["height"], image["width"]) == scene.image.shape[:2]
         mine = [a for a in anns if a["image_id"] == image["id"]]
         masks = [t.mask for t in scene.objects] + list(scene.stuff.values())

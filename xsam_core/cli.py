@@ -28,7 +28,7 @@ TOOLS = {
     "conformance": (".evaluation.conformance", "replay reference cases and compare every tensor"),
     "evaluate": (".evaluation.evaluate", "score a model on a shapes-world folder"),
     "bench": (".evaluation.bench", "per-stage latency and peak memory, optimised vs the official pipeline"),
-    "shapes": (".shapes.world", "generate shapes-world scenes and requests"),
+    "shapes": (".shapes.dataset", "generate shapes-world scenes and requests"),
     "train": (".training.train", "train the embedded model (resumable)"),
     "convert": (".modeling.convert", "official checkpoint + tokenizer → one self-contained bf16 folder"),
 }

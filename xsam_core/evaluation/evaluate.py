@@ -122,7 +122,7 @@ def evaluate(predictor: Predictor, root, tasks=None, limit: int | None = None, t
             counts[key] = counts.get(key, 0) + 1
     ev = Evaluator(coco)
     for request in (progress(chosen) if progress else chosen):
-        image = shapes.load_image(root, images[request["image_id"]])
+        image = shapes.dataset_image(root, images[request["image_id"]])
         pred = predictor.predict(image, request["task"], request["text"], request["prompts"], threshold=threshold)
         ev.add(request, pred)
     return ev.results()
