@@ -26,6 +26,7 @@ from .requests import (
     RELATIONS,
     SHAPE_RIDDLES,
     make_tasks,
+    task_key,
     visual_prompt,
 )
 from .scenes import (
@@ -49,7 +50,7 @@ __all__ = [
     "Thing", "Scene", "draw_shape", "generate_scene",
     # requests
     "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
-    "visual_prompt", "make_tasks",
+    "visual_prompt", "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
     "dataset_image", "annotation_mask", "main",

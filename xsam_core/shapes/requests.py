@@ -301,3 +301,9 @@ def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0) -> lis
         _vgdseg(scene, rng),
     ]
     return [{"id": i, "image_id": image_id, **r} for i, r in enumerate(r for r in requests if r)]
+
+
+def task_key(request: dict) -> str:
+    """What evaluation scores and training weighs a request as: its task, and a genseg request's mode
+    after a slash (``genseg/panoptic``), since every mode has its own metric and training weight."""
+    return f"{request['task']}/{request['mode']}" if "mode" in request else request["task"]

@@ -50,6 +50,7 @@ from ..modeling.config import XSamConfig
 from ..modeling.model import ImageEncoding, XSamModel, expand_ids, mark_ids, span_ids
 from ..modeling.segmentor import PixelFeatures
 from ..tasks import TASKS
+from ..tasks.base import CLASS_MASKS, ONE_MASK, PHRASE_MASKS, SIMILAR_MASKS
 from ..tasks.common import Choices
 
 CATEGORIES = list(shapes.SHAPES + shapes.STUFF)
@@ -88,10 +89,6 @@ def _answer(request: dict, rng: np.random.Generator) -> str:
     return str(rng.choice(task.answers))
 
 
-def _task_key(request: dict) -> str:
-    return f"genseg/{request['mode']}" if request["task"] == "genseg" else request["task"]
-
-
 def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest: int, tokenizer, template,
                 rng: np.random.Generator) -> Sample:
     """A request with its answer and targets, prompted exactly as at inference (same task modules)."""
@@ -101,7 +98,7 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
     question, meta = spec.prompt(request["text"], len(regions.masks), Choices(int(rng.integers(2**31))))
     prompt = encode_prompt(tokenizer, apply_template(question, template))
     answer = tokenizer.encode(_answer(request, rng) + template["SUFFIX"], add_special_tokens=False)
-    sample = Sample(image, _task_key(request), prompt + answer, len(prompt),
+    sample = Sample(image, shapes.task_key(request), prompt + answer, len(prompt),
                     [sam_mask(m, scaled, longest) for m in regions.masks])
     things = {t.id: t for t in scene.objects}
     stuff_masks = {i: scene.stuff[name] for name, i in scene.stuff_ids.items()}
@@ -119,33 +116,33 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
         sample.classes.append(cls)
         sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, longest).float())
 
-    task = request["task"]
-    if task in ("refseg", "reaseg", "intseg"):
+    # Targets by the kind of result (a text-only task has none).
+    if spec.output == ONE_MASK:
         target = request["targets"][0]
         add(0, [target])
         sample.cond_category, sample.cond_colour = [CATEGORIES.index(name_of(target))], [colour_of(target)]
         sample.selectable = True
-    elif task == "gcgseg":
+    elif spec.output == PHRASE_MASKS:
         for j, phrase in enumerate(request["phrases"]):
             add(j, phrase["targets"])
             sample.cond_category.append(CATEGORIES.index(name_of(phrase["targets"][0])))
             sample.cond_colour.append(colour_of(phrase["targets"][0]))
         sample.selectable = True
-    elif task == "vgdseg":
+    elif spec.output == SIMILAR_MASKS:
         for k, ids in enumerate(request["targets_per_region"]):
             for i in ids:
                 add(k, [i])
             sample.cond_category.append(CATEGORIES.index(name_of(ids[0])))
             sample.cond_colour.append(-1)
-    elif task == "genseg":
+    elif spec.output == CLASS_MASKS:
         classes = meta["classes"]
         by_class: dict[str, list[int]] = {}
         for i in request["targets"]:
             by_class.setdefault(name_of(i), []).append(i)
         for name, ids in by_class.items():
             cls = classes.index(name)
-            if meta["mode"] == "semantic" or name in shapes.STUFF:
-                add(cls, ids)  # one segment per class
+            if not meta["isthing"][cls]:  # a `sem:` class (all of them in semantic mode): one segment per class
+                add(cls, ids)
             else:
                 for i in ids:
                     add(cls, [i])
@@ -178,7 +175,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
         scene = shapes.generate_scene(rng)
-        requests = {_task_key(r): r for r in shapes.make_tasks(scene, rng)}
+        requests = {shapes.task_key(r): r for r in shapes.make_tasks(scene, rng)}
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
