@@ -135,6 +135,11 @@ def mask_from_image(img: Image.Image, size: tuple[int, int] | None = None) -> np
     return np.asarray(gray) > 127
 
 
+def region_name(item: dict) -> str:
+    """The named region (visual prompt) an item adds to: its "prompt", "1" when it names none."""
+    return str(item.get("prompt", "1"))
+
+
 def build_regions(prompts, h: int, w: int) -> Regions:
     """Prompt JSON → one mask per region name (in order of first appearance) + negative points."""
     regions = Regions()
@@ -145,7 +150,7 @@ def build_regions(prompts, h: int, w: int) -> Regions:
             _inside(x, y, w, h, "negative point")
             regions.negative_points.append((int(x), int(y)))
             continue
-        name = str(item.get("prompt", "1"))
+        name = region_name(item)
         mask = draw_item(item, h, w)
         by_name[name] = by_name[name] | mask if name in by_name else mask
     for name, mask in by_name.items():
