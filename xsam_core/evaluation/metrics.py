@@ -4,6 +4,12 @@ Masks are boolean arrays of shape (H, W); category ids are ints. Every metric is
 accumulator: call ``add(...)`` once per sample, then ``result()`` for a dict of floats
 (plus nested per-class dicts where noted). A metric that is undefined (no samples, no
 category of that kind, no ground truth for AP) is reported as ``nan``.
+
+One module (about 440 lines) on purpose: it is a catalogue of independent accumulators under one
+contract, in sections (binary masks, panoptic, semantic, instance AP, VGD, GCG, chat, reporting),
+most of its length their definitions' documentation; they share ``iou``, ``_mean`` and NaN
+conventions (GCG's phrase score is a mask IoU, VGD's AP is InstanceAP), and every caller reads
+them as ``metrics.X``. Splitting would scatter one reference page over several files.
 """
 
 from __future__ import annotations
