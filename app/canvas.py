@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from xsam_core.inference.processing import load_image
-from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, mask_to_rle, parse_prompts
+from xsam_core.inference.visual_prompts import VisualPromptError, build_regions, draw_item, parse_prompts, region_name
+from xsam_core.masks import box_corners, mask_box, mask_to_rle
 from xsam_core.tasks.routing import spec
 
 DISPLAY_MIN, DISPLAY_MAX = 512, 1024  # longest side of the displayed canvas
@@ -92,8 +93,7 @@ class Canvas:
         if not mask.any():
             raise VisualPromptError("the mask is empty: draw or upload a non-empty region")
         if as_box:
-            ys, xs = np.nonzero(mask)
-            box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+            box = box_corners(mask_box(mask))
             self.items.append({"kind": "box", "box": box, "prompt": self.active})
             return f"box added to prompt {self.active}"
         self.items.append({"kind": "mask", "rle": mask_to_rle(mask), "prompt": self.active})
@@ -164,14 +164,17 @@ class Canvas:
     def color(self, item: dict) -> str:
         if item.get("negative"):
             return NEGATIVE_COLOR
-        name = str(item.get("prompt", "1"))
+        name = region_name(item)
         index = self.names.index(name) if name in self.names else 0
         return PROMPT_COLORS[index % len(PROMPT_COLORS)]
 
     # --- drawing ---------------------------------------------------------------------------------
 
     def draw(self, outdir: Path) -> str | None:
-        """The display image with every prompt drawn on it, saved under `outdir`; its path."""
+        """The display image with every prompt *item* drawn on it as the user placed it (a glyph per point
+        and box, masks and scribbles rasterised by the core's `draw_item`, in its prompt's colour), saved
+        under `outdir`; its path. A result's overlay draws the other view, the regions the model saw
+        (`xsam_core.inference.render`)."""
         if self.base is None:
             return None
         if not Path(self.base).exists():  # pruned after an idle hour: redraw from the original
@@ -192,7 +195,7 @@ class Canvas:
             if kind == "box":
                 x0, y0, x1, y1 = (v * self.scale for v in item["box"])
                 pen.rectangle([x0, y0, x1, y1], outline=color, width=max(2, r // 2))
-                pen.text((x0 + 3, y0 + 1), str(item.get("prompt", "1")), fill=color, font=font)
+                pen.text((x0 + 3, y0 + 1), region_name(item), fill=color, font=font)
                 continue
             x, y = item["x"] * self.scale, item["y"] * self.scale
             pen.ellipse([x - r - 2, y - r - 2, x + r + 2, y + r + 2], fill="white")
@@ -202,7 +205,7 @@ class Canvas:
                 pen.line([x - d, y - d, x + d, y + d], fill="white", width=max(2, r // 3))
                 pen.line([x - d, y + d, x + d, y - d], fill="white", width=max(2, r // 3))
             else:
-                pen.text((x + r + 3, y - r), str(item.get("prompt", "1")), fill=color, font=font,
+                pen.text((x + r + 3, y - r), region_name(item), fill=color, font=font,
                          stroke_width=2, stroke_fill="white")
         if self.corner is not None:
             x, y = self.corner[0] * self.scale, self.corner[1] * self.scale

@@ -18,7 +18,8 @@ from pycocotools import mask as mask_utils
 from xsam_core.inference.predictor import Predictor
 from xsam_core.inference.processing import ImageError, load_image
 from xsam_core.inference.render import overlay
-from xsam_core.inference.visual_prompts import VisualPromptError, mask_to_rle
+from xsam_core.inference.visual_prompts import VisualPromptError
+from xsam_core.masks import mask_to_rle
 from xsam_core.tasks import PromptError
 
 # pycocotools' decode trips a numpy-2 deprecation inside its own code

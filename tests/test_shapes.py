@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xsam_core import shapes as S
+from xsam_core.masks import mask_to_rle, rle_to_mask
 
 N_SCENES = 300
 # Independent re-statement of the relation words: (axis of the centroid, sign of the difference).
@@ -284,7 +285,7 @@ def prompt_fits(prompt, mask):
         cv2.polylines(drawn, [points], False, 1, 1, cv2.LINE_8)
         return 3 <= len(points) <= 6 and bool(mask[drawn > 0].all())
     assert kind == "mask"
-    return bool((S.decode_mask(prompt["rle"]) == mask).all())
+    return bool((rle_to_mask(prompt["rle"]) == mask).all())
 
 
 def test_intseg_prompts_lie_on_the_target(items):
@@ -337,9 +338,9 @@ def test_vgdseg_targets_share_the_prompted_shapes(items):
 def test_rle_round_trip():
     rng = np.random.default_rng(0)
     mask = rng.random((37, 53)) < 0.3
-    rle = S.encode_mask(mask)
+    rle = mask_to_rle(mask)
     assert isinstance(rle["counts"], str) and rle["size"] == [37, 53]
-    assert (S.decode_mask(json.loads(json.dumps(rle))) == mask).all()
+    assert (rle_to_mask(json.loads(json.dumps(rle))) == mask).all()
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +378,7 @@ def test_file_matches_the_scenes(dataset):
     for index, image in enumerate(coco["images"]):
         scene = S.generate_scene(np.random.default_rng([3, index]))
         assert image["id"] == index + 1
-        assert (S.load_image(dataset, image) == scene.image).all()
+        assert (S.dataset_image(dataset, image) == scene.image).all()
         assert (image["height"], image["width"]) == scene.image.shape[:2]
         mine = [a for a in anns if a["image_id"] == image["id"]]
         masks = [t.mask for t in scene.objects] + list(scene.stuff.values())

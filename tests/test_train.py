@@ -49,7 +49,7 @@ def test_a_few_steps_reduce_the_loss(run):
     torch.manual_seed(0)
     batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
     attr = train.AttributeHead(model.config.mask_dim)
-    criterion = train._mask2former_loss(256)
+    criterion = train.mask2former_loss(256)
     params = list(model.parameters()) + list(attr.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3)
     totals = []

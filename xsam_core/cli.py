@@ -31,7 +31,7 @@ TOOLS = {
     "evaluate": (".evaluation.evaluate", "score a model on a shapes-world folder"),
     "absent": (".evaluation.absent", "how often absent objects are rejected and present ones kept"),
     "bench": (".evaluation.bench", "per-stage latency and peak memory, optimised vs the official pipeline"),
-    "shapes": (".shapes.world", "generate shapes-world scenes and requests"),
+    "shapes": (".shapes.dataset", "generate shapes-world scenes and requests"),
     "train": (".training.train", "train the embedded model (resumable)"),
     "convert": (".modeling.convert", "official checkpoint + tokenizer → one self-contained bf16 folder"),
 }

@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 from ..inference.predictor import Predictor
 from ..inference.templates import encode_prompt
+from ..masks import mask_box
 from ..modeling.checkpoint import load_tokenizer, load_weights, read_state_dict
 from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel, expand_ids, mark_ids, span_ids
@@ -272,8 +273,7 @@ def check_instances(out, refs, report, case) -> None:
                                "matches no reference instance")
         unmatched.remove(hit)
         worst = max(worst, abs(score - float(ref_scores[hit])))
-        ys, xs = np.nonzero(mask)
-        box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [0, 0, 0, 0]
+        box = mask_box(mask) or [0, 0, 0, 0]
         if not np.allclose(box, ref_boxes[hit]):
             return report.line(case, "post.instances", False, f"box {box} vs reference {ref_boxes[hit].tolist()}")
     ok = not unmatched and worst <= 1e-5

@@ -29,57 +29,71 @@ import numpy as np
 
 from .. import shapes
 from ..inference.predictor import Predictor
+from ..masks import union
+from ..tasks import TASKS
+from ..tasks.base import CLASS_MASKS, ONE_MASK, PHRASE_MASKS, SIMILAR_MASKS, TEXT
 from . import metrics
 
-GENSEG_KEYS = {"panoptic": "genseg/panoptic", "semantic": "genseg/semantic", "instance": "genseg/instance"}
-
-
-def task_key(request: dict) -> str:
-    return GENSEG_KEYS[request["mode"]] if request["task"] == "genseg" else request["task"]
+# The report lists the tasks by the kind of their result in this order, then in the registry's order, then
+# genseg's modes in the shapes world's order.
+REPORT_ORDER = (TEXT, ONE_MASK, SIMILAR_MASKS, PHRASE_MASKS, CLASS_MASKS)
 
 
 class Evaluator:
-    """Streams (request, prediction) pairs of one dataset into the metric accumulators."""
+    """Streams (request, prediction) pairs of one dataset into the metric accumulators.
+
+    The metric is the task's kind of result (`Task.output`): an answer, one mask, similar masks, phrase
+    masks; class masks are scored per genseg mode (panoptic, semantic, instance), each its own row."""
 
     def __init__(self, coco: dict):
         self.categories = coco["categories"]
         self.cat_by_name = {c["name"]: c["id"] for c in self.categories}
         self.anns = {a["id"]: a for a in coco["annotations"]}
-        self.metrics = {
-            "chat": metrics.ExactMatch(), "refseg": metrics.MaskIoU(), "reaseg": metrics.MaskIoU(),
-            "intseg": metrics.MaskIoU(), "vgdseg": metrics.VGDMetrics(), "gcgseg": metrics.GCGMetrics(),
-            "genseg/panoptic": metrics.PanopticQuality(self.categories),
-            "genseg/semantic": metrics.SemanticIoU(len(self.categories) + 1),
-            "genseg/instance": metrics.InstanceAP(self.categories),
-        }
-        self.seen: set[str] = set()
+        self.metrics: dict[str, object] = {}  # shapes.task_key → accumulator
+        self.order: dict[str, tuple] = {}  # shapes.task_key → its place in the report
 
     def mask(self, ann_id: int) -> np.ndarray:
         return shapes.annotation_mask(self.anns[ann_id])
 
-    def union(self, ids, shape) -> np.ndarray:
-        out = np.zeros(shape, bool)
-        for i in ids:
-            out |= self.mask(i)
-        return out
+    def targets_mask(self, ids, shape) -> np.ndarray:
+        return union((self.mask(i) for i in ids), shape)
+
+    def _new_metric(self, output: str, mode: str | None):
+        if output == TEXT:
+            return metrics.ExactMatch()
+        if output == ONE_MASK:
+            return metrics.MaskIoU()
+        if output == SIMILAR_MASKS:
+            return metrics.VGDMetrics()
+        if output == PHRASE_MASKS:
+            return metrics.GCGMetrics()
+        if mode == "panoptic":
+            return metrics.PanopticQuality(self.categories)
+        if mode == "semantic":
+            return metrics.SemanticIoU(len(self.categories) + 1)
+        return metrics.InstanceAP(self.categories)
 
     def add(self, request: dict, pred) -> None:
-        key = task_key(request)
-        self.seen.add(key)
+        key, output, mode = shapes.task_key(request), TASKS[request["task"]].output, request.get("mode")
+        if key not in self.metrics:
+            self.metrics[key] = self._new_metric(output, mode)
+            self.order[key] = (REPORT_ORDER.index(output), list(TASKS).index(request["task"]),
+                               shapes.GENSEG_MODES.index(mode) if mode else 0)
         shape = pred.image_size
         m = self.metrics[key]
-        if key == "chat":
+        if output == TEXT:
             m.add(pred.text, request["answer"])
-        elif key in ("refseg", "reaseg", "intseg"):
-            m.add(_union(pred.masks, shape), self.union(request["targets"], shape))
-        elif key == "vgdseg":
+        elif output == ONE_MASK:
+            # the official output, also when "not there" hides it: the metric is the official one
+            m.add(union([s.mask for s in pred.official_segments], shape), self.targets_mask(request["targets"], shape))
+        elif output == SIMILAR_MASKS:
             m.add([(s.mask, s.score) for s in pred.segments], [self.mask(i) for i in request["targets"]])
-        elif key == "gcgseg":
-            gt = [(p["text"], self.union(p["targets"], shape)) for p in request["phrases"]]
+        elif output == PHRASE_MASKS:
+            gt = [(p["text"], self.targets_mask(p["targets"], shape)) for p in request["phrases"]]
             m.add(gt, [(s.label, s.mask) for s in pred.segments], _plain_caption(pred.text), request["caption"])
-        elif key == "genseg/panoptic":
+        elif mode == "panoptic":
             m.add(self._pred_segments(pred), [(self.mask(i), self.anns[i]["category_id"]) for i in request["targets"]])
-        elif key == "genseg/semantic":
+        elif mode == "semantic":
             m.add(self._semantic_map(pred, shape), self._gt_semantic(request["targets"], shape))
         else:
             gt = [(self.mask(i), self.anns[i]["category_id"]) for i in request["targets"]]
@@ -105,14 +119,8 @@ class Evaluator:
         return out
 
     def results(self) -> dict[str, dict]:
-        return {k: self.metrics[k].result() for k in self.metrics if k in self.seen}
-
-
-def _union(masks, shape) -> np.ndarray:
-    out = np.zeros(shape, bool)
-    for m in masks:
-        out |= m
-    return out
+        keys = sorted(self.metrics, key=self.order.get)
+        return {k: self.metrics[k].result() for k in keys}
 
 
 def _plain_caption(text: str) -> str:
@@ -125,13 +133,13 @@ def evaluate(predictor: Predictor, root, tasks=None, limit: int | None = None, t
     images = {im["id"]: im for im in coco["images"]}
     chosen, counts = [], {}
     for r in requests:
-        key = task_key(r)
+        key = shapes.task_key(r)
         if (not tasks or r["task"] in tasks or key in tasks) and counts.get(key, 0) < (limit or len(requests)):
             chosen.append(r)
             counts[key] = counts.get(key, 0) + 1
     ev = Evaluator(coco)
     for request in (progress(chosen) if progress else chosen):
-        image = shapes.load_image(root, images[request["image_id"]])
+        image = shapes.dataset_image(root, images[request["image_id"]])
         pred = predictor.predict(image, request["task"], request["text"], request["prompts"], threshold=threshold)
         ev.add(request, pred)
     return ev.results()
@@ -146,10 +154,12 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, help="at most N requests per task")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--device")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                    help="auto: bf16 on CUDA and on native-bf16 CPUs for the released model, else float32")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
-    predictor = Predictor.load(args.model, args.tokenizer, device=args.device)
+    predictor = Predictor.load(args.model, args.tokenizer, device=args.device, dtype=args.dtype)
     start = time.perf_counter()
     results = evaluate(predictor, args.data, args.task, args.limit, args.threshold,
                        progress=lambda xs: tqdm(xs, desc="evaluate", file=sys.stderr))

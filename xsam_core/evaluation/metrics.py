@@ -4,6 +4,12 @@ Masks are boolean arrays of shape (H, W); category ids are ints. Every metric is
 accumulator: call ``add(...)`` once per sample, then ``result()`` for a dict of floats
 (plus nested per-class dicts where noted). A metric that is undefined (no samples, no
 category of that kind, no ground truth for AP) is reported as ``nan``.
+
+One module (about 440 lines) on purpose: it is a catalogue of independent accumulators under one
+contract, in sections (binary masks, panoptic, semantic, instance AP, VGD, GCG, chat, reporting),
+most of its length their definitions' documentation; they share ``iou``, ``_mean`` and NaN
+conventions (GCG's phrase score is a mask IoU, VGD's AP is InstanceAP), and every caller reads
+them as ``metrics.X``. Splitting would scatter one reference page over several files.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
+from ..masks import mask_to_rle, union
+
 NAN = float("nan")
 
 
@@ -35,13 +43,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _as_mask(m) -> np.ndarray:
     return np.asarray(m, dtype=bool)
-
-
-def _union(masks: list, shape: tuple[int, int]) -> np.ndarray:
-    out = np.zeros(shape, dtype=bool)
-    for m in masks:
-        out |= _as_mask(m)
-    return out
 
 
 def _mean(values: list[float]) -> float:
@@ -225,10 +226,6 @@ class SemanticIoU:
 # --------------------------------------------------------------------------- instance AP
 
 
-def _rle(mask) -> dict:
-    return mask_utils.encode(np.asfortranarray(_as_mask(mask), dtype=np.uint8))
-
-
 class InstanceAP:
     """COCO mask AP via pycocotools ``COCOeval`` (iouType "segm"), built in memory.
 
@@ -257,7 +254,7 @@ class InstanceAP:
         height, width = _as_mask(masks[0]).shape if masks else (0, 0)
         self._images.append({"id": image_id, "height": height, "width": width})
         for mask, cat in gt_instances:
-            rle = _rle(mask)
+            rle = mask_to_rle(mask)
             self._gts.append({
                 "id": len(self._gts) + 1, "image_id": image_id,
                 "category_id": self._check_cat(cat), "segmentation": rle,
@@ -266,7 +263,7 @@ class InstanceAP:
             })
         for mask, cat, score in pred_instances:
             self._dets.append({"image_id": image_id, "category_id": self._check_cat(cat),
-                               "segmentation": _rle(mask), "score": float(score)})
+                               "segmentation": mask_to_rle(mask), "score": float(score)})
 
     def _check_cat(self, cat) -> int:
         if int(cat) not in self._cat_ids:
@@ -310,7 +307,7 @@ class VGDMetrics:
     def add(self, pred: list, gt: list) -> None:
         masks = [m for m, _ in pred] + list(gt)
         shape = _as_mask(masks[0]).shape if masks else (0, 0)
-        self._ious.append(iou(_union([m for m, _ in pred], shape), _union(gt, shape)))
+        self._ious.append(iou(union([m for m, _ in pred], shape), union(gt, shape)))
         self._ap.add(len(self._ious), [(m, 1, s) for m, s in pred], [(m, 1) for m in gt])
 
     def result(self) -> dict:

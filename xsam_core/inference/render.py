@@ -129,7 +129,10 @@ def _dashed_outline(scene: np.ndarray, mask: np.ndarray, thickness: int) -> None
     scene[ys[dark], xs[dark]] = PROMPT_DARK.as_bgr()
 
 
-def _draw_prompts(scene: np.ndarray, pred: Prediction, show_labels: bool) -> np.ndarray:
+def _draw_regions(scene: np.ndarray, pred: Prediction, show_labels: bool) -> np.ndarray:
+    """The visual prompts as the model saw them: each region's mask (its items rasterised by
+    `visual_prompts.draw_item` and merged) outlined in two-tone dashes and labelled, a ✕ at each negative
+    point. The app's prompt canvas draws the other view, the items as placed (app/canvas.py)."""
     h, w = scene.shape[:2]
     thickness = sv.calculate_optimal_line_thickness((w, h))
     masks, names = [], []
@@ -170,5 +173,5 @@ def overlay(image, pred: Prediction, highlight: int | None = None, alpha: float 
     scene = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
     scene = _draw_segments(scene, pred, highlight, float(np.clip(alpha, 0.0, 1.0)), show_labels)
     if show_prompts:
-        scene = _draw_prompts(scene, pred, show_labels)
+        scene = _draw_regions(scene, pred, show_labels)
     return Image.fromarray(cv2.cvtColor(scene, cv2.COLOR_BGR2RGB))

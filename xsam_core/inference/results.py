@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..tasks.common import Segment, mask_box
-from .visual_prompts import mask_to_rle
+from ..masks import box_xywh, mask_box, mask_to_rle
+from ..tasks.common import Segment
 
 # The Predictor's stages, in the order a request runs them (the keys of `Prediction.timings`).
 STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", "decode", "mask_decoder",
@@ -90,7 +90,7 @@ class Prediction:
 
 def _annotation(i: int, s: Segment) -> dict:
     return {"id": i, "label": s.label, "category_id": s.category_id, "isthing": s.isthing,
-            "score": round(float(s.score), 6), "area": int(s.mask.sum()), "bbox": _xywh(mask_box(s.mask)),
+            "score": round(float(s.score), 6), "area": int(s.mask.sum()), "bbox": box_xywh(mask_box(s.mask)),
             "segmentation": mask_to_rle(s.mask)}
 
 
@@ -98,13 +98,6 @@ def _tidy(text: str) -> str:
     """Word-level decoding spaces punctuation out ("circle ." → "circle."); put it back."""
     text = re.sub(r"\s+", " ", text)
     return re.sub(r" ([.,;:?!])", r"\1", text)
-
-
-def _xywh(box) -> list[int]:
-    if box is None:
-        return [0, 0, 0, 0]
-    x0, y0, x1, y1 = box
-    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def _slug(text: str) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from ..errors import VisualPromptError
+from ..masks import rle_to_mask
 
 POINT_RADIUS = 10
 SCRIBBLE_DILATION = 5
@@ -104,10 +104,8 @@ def _mask_from_item(item: dict, h: int, w: int) -> np.ndarray:
         rle = dict(item["rle"])
         if list(rle.get("size", [])) != [h, w]:
             raise VisualPromptError(f"mask size {rle.get('size')} does not match the image's [H, W] = [{h}, {w}]")
-        if isinstance(rle.get("counts"), str):
-            rle["counts"] = rle["counts"].encode()
         try:
-            return mask_utils.decode(rle).astype(np.uint8)
+            return rle_to_mask(rle).astype(np.uint8)
         except Exception as e:  # pycocotools raises bare exceptions on corrupt counts
             raise VisualPromptError(f"mask: corrupt RLE ({e})") from e
     if "array" in item:
@@ -137,6 +135,11 @@ def mask_from_image(img: Image.Image, size: tuple[int, int] | None = None) -> np
     return np.asarray(gray) > 127
 
 
+def region_name(item: dict) -> str:
+    """The named region (visual prompt) an item adds to: its "prompt", "1" when it names none."""
+    return str(item.get("prompt", "1"))
+
+
 def build_regions(prompts, h: int, w: int) -> Regions:
     """Prompt JSON → one mask per region name (in order of first appearance) + negative points."""
     regions = Regions()
@@ -147,7 +150,7 @@ def build_regions(prompts, h: int, w: int) -> Regions:
             _inside(x, y, w, h, "negative point")
             regions.negative_points.append((int(x), int(y)))
             continue
-        name = str(item.get("prompt", "1"))
+        name = region_name(item)
         mask = draw_item(item, h, w)
         by_name[name] = by_name[name] | mask if name in by_name else mask
     for name, mask in by_name.items():
@@ -157,7 +160,3 @@ def build_regions(prompts, h: int, w: int) -> Regions:
         regions.masks.append(mask)
     return regions
 
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode()}

@@ -7,7 +7,6 @@ so that only the tokenizer and the X-SAM weights have to come from the hub.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,10 +118,6 @@ class XSamConfig:
     @property
     def mask_dim(self) -> int:
         return self.mask2former["hidden_dim"]
-
-    @property
-    def sam_grid(self) -> int:
-        return self.sam["image_size"] // self.sam["patch_size"]
 
     @property
     def connector_layers(self) -> list:
@@ -273,6 +268,3 @@ def tiny_config(vocab_size: int = 64, llm_type: str = "qwen3", **overrides) -> X
         setattr(cfg, k, v)
     return cfg
 
-
-def copy_config(cfg: XSamConfig) -> XSamConfig:
-    return copy.deepcopy(cfg)

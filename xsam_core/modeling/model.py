@@ -42,6 +42,22 @@ class ImageEncoding:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+@dataclass
+class ImageBatchEncoding:
+    """`encode_images` of B images at once (training's batches); `image(i)` is image i's ImageEncoding."""
+
+    image_tokens: torch.Tensor  # [B, N_siglip + N_sam, H_llm]
+    seg_tokens: torch.Tensor  # [B, (g/2)², H_llm]: the SAM part of image_tokens
+    pixels: PixelFeatures  # pixel-decoder outputs, batch dim B
+
+    def image(self, i: int) -> ImageEncoding:
+        """Views into the batch: gradients flow back to it."""
+        side = int(round(self.seg_tokens.shape[1] ** 0.5))
+        p = self.pixels
+        pixels = PixelFeatures(p.mask_features[i : i + 1], [m[i : i + 1] for m in p.multi_scale_features])
+        return ImageEncoding(self.image_tokens[i : i + 1], self.seg_tokens[i].view(side, side, -1), pixels)
+
+
 def _layers_to_run(select: int, num_layers: int) -> int:
     """hidden_states index → how many layers produce it (index 0 is the embedding output)."""
     return select if select >= 0 else num_layers + 1 + select
@@ -98,7 +114,13 @@ class XSamModel(nn.Module):
 
     def encode_image(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
                      timer=lambda stage: nullcontext()) -> ImageEncoding:
-        """Both encoders, projectors, connector and pixel decoder; `timer(stage)` wraps each stage."""
+        """Both encoders, projectors, connector and pixel decoder of one image ([1, 3, s, s] and [1, 3, S, S]);
+        `timer(stage)` wraps each stage."""
+        return self.encode_images(siglip_pixels, sam_pixels, timer).image(0)
+
+    def encode_images(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
+                      timer=lambda stage: nullcontext()) -> ImageBatchEncoding:
+        """`encode_image` of a batch of images ([B, 3, s, s] and [B, 3, S, S]), in one pass."""
         cfg = self.config
         with timer("siglip"):
             siglip = self.siglip_features(siglip_pixels)
@@ -111,8 +133,7 @@ class XSamModel(nn.Module):
         with timer("pixel_decoder"):
             maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
             pixels = self.segmentor.pixel_features(maps)
-        side = int(round(seg_tokens.shape[1] ** 0.5))
-        return ImageEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens[0].view(side, side, -1), pixels)
+        return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, pixels)
 
     def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None) -> torch.Tensor:
         """One LLM-space vector per visual-prompt mask ([N, S, S] on the padded SAM canvas)."""

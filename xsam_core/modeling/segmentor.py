@@ -49,10 +49,11 @@ class SharedImageEmbedding(nn.Module):
 
 @dataclass
 class PixelFeatures:
-    """Pixel-decoder outputs for one image: what the mask decoder attends to."""
+    """Pixel-decoder outputs: what the mask decoder attends to (B = 1 at inference, one row per image or
+    per decoder request in training)."""
 
-    mask_features: torch.Tensor  # [1, D, h, w]
-    multi_scale_features: list  # 3 × [1, D, h_i, w_i], low resolution first
+    mask_features: torch.Tensor  # [B, D, h, w]
+    multi_scale_features: list  # 3 × [B, D, h_i, w_i], low resolution first
 
 
 @dataclass

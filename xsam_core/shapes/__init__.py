@@ -1,4 +1,57 @@
-"""The shapes world: generated scenes with exact ground truth for every task (the embedded model's data)."""
+"""Shapes world: synthetic scenes and per-task requests with exact ground truth.
 
-from .world import *  # noqa: F401,F403
-from .world import main  # noqa: F401
+The embedded model's data, in three modules: `scenes` (the random layout and pixel-exact drawing of
+one image, with its masks), `requests` (one request per task on a scene, visual prompts included)
+and `dataset` (the COCO-style folders written from them, and the ``xsam shapes`` command). Each
+module's docstring specifies its part; everything below is importable from ``xsam_core.shapes``.
+"""
+
+from .dataset import (
+    CATEGORIES,
+    CATEGORY_IDS,
+    GENERATOR,
+    VERSION,
+    annotation_mask,
+    dataset_image,
+    load_dataset,
+    main,
+    scene_annotations,
+    write_dataset,
+)
+from .requests import (
+    EXTREMES,
+    GENSEG_MODES,
+    NUMBER_WORDS,
+    PROMPT_KINDS,
+    RELATIONS,
+    SHAPE_RIDDLES,
+    make_tasks,
+    task_key,
+    visual_prompt,
+)
+from .scenes import (
+    COLOURS,
+    IMAGE_SIDE,
+    MAX_THINGS,
+    MIN_PIXELS,
+    MIN_VISIBLE_FRACTION,
+    SHAPES,
+    SIZES,
+    STUFF,
+    Scene,
+    Thing,
+    draw_shape,
+    generate_scene,
+)
+
+__all__ = [
+    # scenes
+    "SHAPES", "STUFF", "COLOURS", "SIZES", "IMAGE_SIDE", "MAX_THINGS", "MIN_PIXELS", "MIN_VISIBLE_FRACTION",
+    "Thing", "Scene", "draw_shape", "generate_scene",
+    # requests
+    "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
+    "visual_prompt", "make_tasks", "task_key",
+    # dataset folders
+    "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
+    "dataset_image", "annotation_mask", "main",
+]

@@ -131,14 +131,6 @@ def instance_predictions(ctx: DecodeContext, b: int = 0) -> list[tuple[np.ndarra
     return out
 
 
-def mask_box(mask: np.ndarray) -> list[int] | None:
-    """[x0, y0, x1, y1] with exclusive max (detectron2's BitMasks boxes); None when empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
-
-
 def box_iou(a, b) -> float:
     if a is None or b is None:
         return 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..masks import mask_box
 from .base import ONE_MASK, Task
 from .common import (
     Choices,
@@ -12,7 +13,6 @@ from .common import (
     TaskOutput,
     box_iou,
     covers_negative,
-    mask_box,
     query_mask,
     topk_pairs,
 )

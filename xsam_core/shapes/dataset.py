@@ -1,0 +1,123 @@
+"""Shapes-world dataset folders: writing and reading them, and the ``xsam shapes`` command.
+
+Files (``python -m xsam_core shapes generate --out DIR --n N --seed S``)
+-------------------------------------------------------------------
+``DIR/images/000001.png`` ... and ``DIR/annotations.json``, a COCO-style dict:
+
+* ``info``: ``{"generator": "xsam_core.shapes", "version": 1, "seed": S, "n": N}``;
+* ``images``: ``[{"id", "file_name" (relative to DIR), "width", "height"}]``, ids from 1;
+* ``categories``: ``[{"id", "name", "isthing", "supercategory"}]``, fixed: 1 circle, 2 square,
+  3 triangle, 4 star, 5 ring, 6 cross (``isthing`` 1, ``"shape"``), 7 wall, 8 floor (``isthing`` 0,
+  ``"stuff"``);
+* ``annotations``: ``[{"id", "image_id", "category_id", "segmentation", "area", "bbox",
+  "iscrowd"}]``, one per thing and one per stuff class present in the image; ``segmentation`` is
+  a pycocotools RLE ``{"size": [H, W], "counts": str}`` of the visible mask, ``area`` its pixel
+  count, ``bbox`` ``[x, y, w, h]`` in integer pixels, ``iscrowd`` 0; things also carry
+  ``"colour"`` and ``"size"`` (the words above). Ids are global to the file, from 1;
+* ``tasks``: the requests below, ``id`` from 1, annotation ids global to the file.
+
+Item ``i`` (0-based) of a file is ``generate_scene(rng)`` then ``make_tasks(scene, rng)`` with
+``rng = numpy.random.default_rng([seed, i])``, so the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..masks import box_xywh, mask_box, mask_to_rle, rle_to_mask
+from .requests import make_tasks
+from .scenes import SHAPES, STUFF, Scene, generate_scene
+
+GENERATOR = "xsam_core.shapes"
+VERSION = 1
+CATEGORIES = [
+    {"id": i, "name": name, "isthing": int(name in SHAPES),
+     "supercategory": "shape" if name in SHAPES else "stuff"}
+    for i, name in enumerate(SHAPES + STUFF, 1)
+]
+CATEGORY_IDS = {c["name"]: c["id"] for c in CATEGORIES}
+
+
+def scene_annotations(scene: Scene, image_id: int, first_id: int = 1) -> list[dict]:
+    """COCO annotations of a scene; scene-local id k becomes ``first_id - 1 + k``."""
+    segments = [(t.id, t.shape, t.mask, {"colour": t.colour, "size": t.size}) for t in scene.objects]
+    segments += [(i, name, scene.stuff[name], {}) for name, i in scene.stuff_ids.items()]
+    return [{"id": first_id - 1 + local, "image_id": image_id, "category_id": CATEGORY_IDS[name],
+             "segmentation": mask_to_rle(mask), "area": int(mask.sum()), "bbox": box_xywh(mask_box(mask)),
+             "iscrowd": 0, **extra}
+            for local, name, mask, extra in segments]
+
+
+def _globalise(request: dict, request_id: int, id_offset: int) -> dict:
+    """Renumber a request and turn its scene-local annotation ids into file-global ones."""
+    out = dict(request, id=request_id)
+    shift = lambda ids: [id_offset + i for i in ids]  # noqa: E731
+    if "targets" in out:
+        out["targets"] = shift(out["targets"])
+    if "targets_per_region" in out:
+        out["targets_per_region"] = [shift(ids) for ids in out["targets_per_region"]]
+    if "phrases" in out:
+        out["phrases"] = [dict(p, targets=shift(p["targets"])) for p in out["phrases"]]
+    return out
+
+
+def write_dataset(out_dir: str | Path, n: int, seed: int) -> dict:
+    """Write n scenes with their requests to out_dir (the format above); returns the dict."""
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations, tasks = [], [], []
+    for index in range(n):
+        rng = np.random.default_rng([seed, index])
+        scene = generate_scene(rng)
+        image_id = index + 1
+        file_name = f"images/{image_id:06d}.png"
+        cv2.imwrite(str(out / file_name), scene.image[..., ::-1])  # cv2 writes BGR
+        h, w = scene.image.shape[:2]
+        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
+        offset = len(annotations)
+        annotations += scene_annotations(scene, image_id, offset + 1)
+        tasks += [_globalise(r, len(tasks) + k, offset)
+                  for k, r in enumerate(make_tasks(scene, rng, image_id), 1)]
+    coco = {"info": {"generator": GENERATOR, "version": VERSION, "seed": seed, "n": n},
+            "images": images, "categories": CATEGORIES, "annotations": annotations, "tasks": tasks}
+    (out / "annotations.json").write_text(json.dumps(coco))
+    return coco
+
+
+def load_dataset(root: str | Path) -> tuple[dict, list[dict]]:
+    """The annotations.json dict of a shapes-world directory, and its task requests."""
+    coco = json.loads((Path(root) / "annotations.json").read_text())
+    return coco, coco["tasks"]
+
+
+def dataset_image(root: str | Path, image: dict) -> np.ndarray:
+    """The RGB uint8 array of an ``images`` entry of a dataset folder (its PNG as written, no checks:
+    user images go through ``inference.processing.load_image``)."""
+    bgr = cv2.imread(str(Path(root) / image["file_name"]), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(Path(root) / image["file_name"])
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def annotation_mask(annotation: dict) -> np.ndarray:
+    """Bool H x W mask of an annotation."""
+    return rle_to_mask(annotation["segmentation"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="xsam shapes", description=sys.modules[__package__].__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="write a shapes-world dataset")
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--n", type=int, default=100, help="number of images")
+    gen.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    coco = write_dataset(args.out, args.n, args.seed)
+    print(f"wrote {len(coco['images'])} images, {len(coco['annotations'])} annotations, "
+          f"{len(coco['tasks'])} requests to {args.out}")

@@ -1,0 +1,157 @@
+"""Training losses: X-SAM's, and two training-only terms.
+
+X-SAM's losses: next-token cross-entropy on the answer, Mask2Former's Hungarian-matched class
+cross-entropy (no-object weight 0.1) + point-sampled mask BCE + dice on every decoder layer. The two
+training-only terms, which the inference model never sees (see embedded-training.md for why a
+from-scratch LLM needs them):
+* selection: for a condition with one target (a referring phrase, a visual prompt, a caption
+  phrase), cross-entropy over the queries of that condition's log-probability, the matched query
+  being right: this trains exactly the argmax over queries that inference takes;
+* attributes: each condition embedding is classified (cosine classifier with an additive margin)
+  into the category and colour of what it refers to, so that names and phrases cannot collapse
+  onto one embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Mask2FormerConfig
+from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
+
+from ..modeling.model import XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..modeling.segmentor import PixelFeatures
+from .samples import CATEGORIES, COLOURS, Batch
+
+LOSS_WEIGHTS = {"lm": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0}
+
+
+class AttributeHead(nn.Module):
+    """Training-only cosine classifiers with an additive margin (CosFace) on condition embeddings."""
+
+    def __init__(self, dim: int, scale: float = 16.0, margin: float = 0.2):
+        super().__init__()
+        self.category = nn.Parameter(torch.randn(len(CATEGORIES), dim) * 0.02)
+        self.colour = nn.Parameter(torch.randn(len(COLOURS), dim) * 0.02)
+        self.scale, self.margin = scale, margin
+
+    def loss(self, conds: torch.Tensor, category: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+        total = conds.new_zeros(())
+        for table, target in ((self.category, category), (self.colour, colour)):
+            keep = target >= 0
+            if keep.any():
+                cos = F.normalize(conds[keep], dim=-1) @ F.normalize(table, dim=-1).T
+                cos = cos - self.margin * F.one_hot(target[keep], len(table))
+                total = total + F.cross_entropy(self.scale * cos, target[keep])
+        return total
+
+
+def mask2former_loss(num_points: int) -> Mask2FormerLoss:
+    """HF's matcher and point-sampled mask losses (its class loss assumes a fixed label count)."""
+    cfg = Mask2FormerConfig(num_labels=1, train_num_points=num_points, oversample_ratio=3.0,
+                            importance_sample_ratio=0.75, class_weight=LOSS_WEIGHTS["class"],
+                            mask_weight=LOSS_WEIGHTS["mask"], dice_weight=LOSS_WEIGHTS["dice"])
+    return Mask2FormerLoss(cfg, weight_dict={})
+
+
+def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: float = 0.1):
+    b, q, k = logits.shape
+    target = torch.full((b, q), k - 1, dtype=torch.long, device=logits.device)  # the background column is last
+    for i, (src, tgt) in enumerate(indices):
+        target[i, src] = classes[i][tgt]
+    weight = torch.ones(k, device=logits.device)
+    weight[-1] = no_object_weight
+    return F.cross_entropy(logits.transpose(1, 2), target, weight=weight)
+
+
+def _selection_loss(logits: torch.Tensor, classes: list, indices, selectable: list) -> torch.Tensor:
+    """For conditions with a single target: the matched query must win the argmax over queries."""
+    terms = []
+    logp = logits.log_softmax(-1)  # [B, Q, K]
+    for i, (src, tgt) in enumerate(indices):
+        if not selectable[i]:
+            continue
+        for query, t in zip(src.tolist(), tgt.tolist()):
+            scores = logp[i, :, classes[i][t]]
+            terms.append(torch.logsumexp(scores, 0) - scores[query])
+    return torch.stack(terms).mean() if terms else logits.new_zeros(())
+
+
+def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, attr: AttributeHead,
+                   special: dict) -> dict[str, torch.Tensor]:
+    images = model.encode_images(batch.siglip, batch.sam)  # the inference model's own encoding, batched
+
+    # language side: one right-padded batch (causal attention never sees the padding)
+    embeds, expanded = [], []
+    for s in batch.samples:
+        enc = images.image(s.image)
+        regions = model.region_features(enc, torch.stack(s.regions)) if s.regions else None
+        embeds.append(model.embed(s.ids, enc, regions)[0])
+        expanded.append(expand_ids(s.ids, enc.image_tokens.shape[1]))
+    length = max(e.shape[0] for e in embeds)
+    x = torch.stack([F.pad(e, (0, 0, 0, length - e.shape[0])) for e in embeds])
+    hidden = model.llm.model(inputs_embeds=x).last_hidden_state
+    losses = {"lm": _lm_loss(model, hidden, batch.samples, expanded)}
+
+    proj = model.llm_projector(hidden)
+    seg_batch, conds_all, cats, cols = [], [], [], []
+    for b, (s, ids) in enumerate(zip(batch.samples, expanded)):
+        if not s.masks:
+            continue
+        seg_pos = [i for i, m in enumerate(mark_ids(ids, special["<SEG>"])) if m >= 0]
+        conds = mean_by_id(proj[b, : len(ids)], span_ids(ids, special["<p>"], special["</p>"]))
+        seg_batch.append((s, conds, proj[b, seg_pos[0]]))
+        conds_all.append(conds)
+        cats += s.cond_category
+        cols += s.cond_colour
+    if seg_batch:
+        losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion))
+        device = proj.device
+        losses["attr"] = attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
+                                   torch.tensor(cols, device=device))
+    return losses
+
+
+def _lm_loss(model, hidden, samples, expanded) -> torch.Tensor:
+    rows, targets = [], []
+    for b, (s, ids) in enumerate(zip(samples, expanded)):
+        start = len(ids) - (len(s.ids) - s.n_prompt)  # first answer position in the expanded sequence
+        rows.append(hidden[b, start - 1 : len(ids) - 1])
+        targets.append(torch.tensor(ids[start:], device=hidden.device))
+    logits = model.llm.lm_head(torch.cat(rows))
+    return F.cross_entropy(logits, torch.cat(targets))
+
+
+def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> dict[str, torch.Tensor]:
+    samples = [s for s, _, _ in seg_batch]
+    k_max = max(c.shape[0] for _, c, _ in seg_batch) + 1
+    d = model.config.mask_dim
+    bg = model.bg_embeds.weight[0]
+    device = bg.device
+    masks_in = torch.zeros(len(seg_batch), k_max, device=device)
+    rows = []
+    for i, (_, conds, _) in enumerate(seg_batch):
+        rows.append(torch.cat([conds, torch.zeros(k_max - 1 - conds.shape[0], d, device=device), bg[None]]))
+        masks_in[i, : conds.shape[0]] = 1
+        masks_in[i, -1] = 1
+    cond_in = torch.stack(rows)
+    seg_in = torch.stack([seg for _, _, seg in seg_batch])[:, None]
+    idx = torch.tensor([s.image for s in samples], device=device)
+    feats = PixelFeatures(pixels.mask_features[idx], [m[idx] for m in pixels.multi_scale_features])
+    out = model.segmentor(feats, cond_in, seg_in, masks_in)
+    classes = [torch.tensor(s.classes, device=device) for s in samples]
+    mask_labels = [torch.stack(s.masks) for s in samples]
+    num_masks = float(sum(len(c) for c in classes))
+    totals = {"class": 0.0, "mask": 0.0, "dice": 0.0}
+    for layer, (hidden, mask_logits) in enumerate(zip(out.hidden, out.mask_logits_lowres)):
+        logits = model.segmentor.class_logits(hidden.transpose(0, 1), cond_in, masks_in)
+        with torch.no_grad():
+            indices = criterion.matcher(mask_logits, logits, mask_labels, classes)
+        totals["class"] = totals["class"] + _class_loss(logits, classes, indices)
+        m = criterion.loss_masks(mask_logits, mask_labels, indices, num_masks)
+        totals["mask"] = totals["mask"] + m["loss_mask"]
+        totals["dice"] = totals["dice"] + m["loss_dice"]
+        if layer == len(out.hidden) - 1:
+            totals["select"] = _selection_loss(logits, classes, indices, [s.selectable for s in samples])
+    return totals

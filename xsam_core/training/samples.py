@@ -1,0 +1,154 @@
+"""Training samples: shapes-world scenes and requests, prompted exactly as at inference, with their targets.
+
+Scenes are generated on the fly (step k always sees the same scenes, so a resumed run continues the
+same data stream); each scene serves several tasks per batch, so the image encoders run once for
+them. Every task is mixed in every batch, drawn by `TASK_WEIGHTS` (keys: `shapes.task_key`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import shapes
+from ..inference.processing import sam_mask, sam_pixels, siglip_pixels
+from ..inference.templates import apply_template, encode_prompt
+from ..inference.visual_prompts import build_regions
+from ..masks import union
+from ..modeling.config import XSamConfig
+from ..tasks import TASKS
+from ..tasks.base import CLASS_MASKS, ONE_MASK, PHRASE_MASKS, SIMILAR_MASKS
+from ..tasks.common import Choices
+
+CATEGORIES = list(shapes.SHAPES + shapes.STUFF)
+COLOURS = list(shapes.COLOURS)
+TASK_WEIGHTS = {
+    "chat": 1.5, "refseg": 2.0, "reaseg": 1.5, "genseg/panoptic": 2.0, "genseg/semantic": 0.5,
+    "genseg/instance": 0.5, "gcgseg": 1.5, "intseg": 1.5, "vgdseg": 1.5,
+}
+
+
+@dataclass
+class Sample:
+    image: int  # index of its scene in the batch
+    task: str
+    ids: list[int]  # prompt + answer, with <image> / <region> placeholders
+    n_prompt: int
+    regions: list = field(default_factory=list)  # canvas masks, one per <region>
+    classes: list = field(default_factory=list)  # per target: its condition index
+    masks: list = field(default_factory=list)  # per target: canvas mask (float)
+    cond_category: list = field(default_factory=list)  # per condition: index into CATEGORIES
+    cond_colour: list = field(default_factory=list)  # per condition: index into COLOURS, -1 if none
+    selectable: bool = False  # every condition has exactly one target
+
+
+def _answer(request: dict, rng: np.random.Generator) -> str:
+    """The training answer: the world's for chat, else one of the task's official answers (after the
+    grounded caption for grounded-caption requests)."""
+    task = TASKS[request["task"]]
+    if not task.answers:
+        return request["answer"]
+    if task.grounded_answer:
+        return request["caption_grounded"] + " " + rng.choice(task.answers)
+    return str(rng.choice(task.answers))
+
+
+def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest: int, tokenizer, template,
+                rng: np.random.Generator) -> Sample:
+    """A request with its answer and targets, prompted exactly as at inference (same task modules)."""
+    h, w = scene.image.shape[:2]
+    regions = build_regions(request["prompts"], h, w)
+    spec = TASKS[request["task"]]
+    question, meta = spec.prompt(request["text"], len(regions.masks), Choices(int(rng.integers(2**31))))
+    prompt = encode_prompt(tokenizer, apply_template(question, template))
+    answer = tokenizer.encode(_answer(request, rng) + template["SUFFIX"], add_special_tokens=False)
+    sample = Sample(image, shapes.task_key(request), prompt + answer, len(prompt),
+                    [sam_mask(m, scaled, longest) for m in regions.masks])
+    things = {t.id: t for t in scene.objects}
+    stuff_masks = {i: scene.stuff[name] for name, i in scene.stuff_ids.items()}
+
+    def mask_of(i):
+        return things[i].mask if i in things else stuff_masks[i]
+
+    def name_of(i):
+        return things[i].shape if i in things else next(n for n, j in scene.stuff_ids.items() if j == i)
+
+    def colour_of(i):
+        return COLOURS.index(things[i].colour) if i in things else -1
+
+    def add(cls: int, ids: list[int]):
+        sample.classes.append(cls)
+        sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, longest).float())
+
+    # Targets by the kind of result (a text-only task has none).
+    if spec.output == ONE_MASK:
+        target = request["targets"][0]
+        add(0, [target])
+        sample.cond_category, sample.cond_colour = [CATEGORIES.index(name_of(target))], [colour_of(target)]
+        sample.selectable = True
+    elif spec.output == PHRASE_MASKS:
+        for j, phrase in enumerate(request["phrases"]):
+            add(j, phrase["targets"])
+            sample.cond_category.append(CATEGORIES.index(name_of(phrase["targets"][0])))
+            sample.cond_colour.append(colour_of(phrase["targets"][0]))
+        sample.selectable = True
+    elif spec.output == SIMILAR_MASKS:
+        for k, ids in enumerate(request["targets_per_region"]):
+            for i in ids:
+                add(k, [i])
+            sample.cond_category.append(CATEGORIES.index(name_of(ids[0])))
+            sample.cond_colour.append(-1)
+    elif spec.output == CLASS_MASKS:
+        classes = meta["classes"]
+        by_class: dict[str, list[int]] = {}
+        for i in request["targets"]:
+            by_class.setdefault(name_of(i), []).append(i)
+        for name, ids in by_class.items():
+            cls = classes.index(name)
+            if not meta["isthing"][cls]:  # a `sem:` class (all of them in semantic mode): one segment per class
+                add(cls, ids)
+            else:
+                for i in ids:
+                    add(cls, [i])
+        sample.cond_category = [CATEGORIES.index(c) for c in classes]
+        sample.cond_colour = [-1] * len(classes)
+    return sample
+
+
+@dataclass
+class Batch:
+    siglip: torch.Tensor  # [B_img, 3, s, s]
+    sam: torch.Tensor  # [B_img, 3, S, S]
+    samples: list
+
+    def to(self, device) -> "Batch":
+        for s in self.samples:
+            s.regions = [r.to(device) for r in s.regions]
+            s.masks = [m.to(device) for m in s.masks]
+        return Batch(self.siglip.to(device), self.sam.to(device), self.samples)
+
+
+def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
+               task_weights: dict | None = None) -> Batch:
+    """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights)."""
+    rng = np.random.default_rng([seed, step])
+    template = cfg.template_strings
+    longest = cfg.sam_processor["longest_edge"]
+    sig, sam, samples = [], [], []
+    task_weights = task_weights or TASK_WEIGHTS
+    keys, weights = list(task_weights), np.array(list(task_weights.values()))
+    for k in range(scenes):
+        scene = shapes.generate_scene(rng)
+        requests = {shapes.task_key(r): r for r in shapes.make_tasks(scene, rng)}
+        pil = Image.fromarray(scene.image)
+        sig.append(siglip_pixels(pil, cfg.siglip_processor))
+        pixels, scaled = sam_pixels(pil, cfg.sam_processor)
+        sam.append(pixels)
+        available = [i for i, key in enumerate(keys) if key in requests]
+        p = weights[available] / weights[available].sum()
+        for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
+            samples.append(make_sample(scene, requests[keys[i]], k, scaled, longest, tokenizer, template, rng))
+    return Batch(torch.cat(sig), torch.cat(sam), samples)
