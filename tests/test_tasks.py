@@ -11,7 +11,8 @@ from PIL import Image
 from app.service import Service
 from xsam_core.cli import main
 from xsam_core.errors import PromptError, VisualPromptError
-from xsam_core.inference.visual_prompts import build_regions, mask_to_rle
+from xsam_core.inference.visual_prompts import build_regions
+from xsam_core.masks import mask_to_rle
 from xsam_core.tasks import TASKS, check_request
 from xsam_core.tasks.base import CLASS_MASKS, ONE_MASK, PHRASE_MASKS, SIMILAR_MASKS, TEXT, Task, TextInput
 
