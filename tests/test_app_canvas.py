@@ -174,7 +174,7 @@ class _Predictor:
     def describe(self):
         return {"model": self.name, "device": "cpu", "dtype": "float32"}
 
-    def predict(self, image, task, text, prompts, threshold=0.5, seed=None):
+    def predict(self, image, task, text, prompts, threshold=0.5, seed=None, history=None):
         return Prediction(task=task, text="sure", image_size=(100, 200))
 
 
