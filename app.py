@@ -26,8 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=os.environ.get("XSAM_DEVICE") or None, help="cuda, cpu, … (default: auto)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
                    default=os.environ.get("XSAM_DTYPE") or "auto",
-                   help="weights and compute: auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 / AMX) "
-                        "for the released model, float32 otherwise; env XSAM_DTYPE")
+                   help="weights and compute: auto = bf16 for the released model on CUDA, on CPUs with native bf16 "
+                        "(AVX512-BF16 / AMX) and where float32 would not fit in half the memory; float32 "
+                        "otherwise; env XSAM_DTYPE")
     p.add_argument("--quantize", choices=["8bit", "4bit"], default=os.environ.get("XSAM_QUANTIZE") or None,
                    help="LLM weights in 8 or 4 bits for small GPUs (needs bitsandbytes)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))

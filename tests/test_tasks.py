@@ -133,7 +133,10 @@ def test_dtype_choice(monkeypatch):
     assert P.choose_dtype("cpu", 7_800_000) == torch.float32  # the embedded model: tiny, float32 everywhere
     assert P.choose_dtype("cpu", 4_600_000_000, "float32") == torch.float32
     monkeypatch.setattr(P, "native_bf16", lambda: False)
+    monkeypatch.setattr(P, "physical_memory", lambda: 64 << 30)
     assert P.choose_dtype("cpu", 4_600_000_000, "auto") == torch.float32  # emulated bf16 is slower than float32
+    monkeypatch.setattr(P, "physical_memory", lambda: 24 << 30)
+    assert P.choose_dtype("cpu", 4_600_000_000, "auto") == torch.bfloat16  # 18.5 GB of float32 would not fit
     assert P.choose_dtype("cuda", 4_600_000_000) == torch.bfloat16
     assert P.choose_dtype("cpu", 10, "bf16") == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype 'half'"):
