@@ -302,6 +302,8 @@ def main() -> int:
             sh("docker", "stop", NAME, stdout=subprocess.DEVNULL)
             code = inspect("{{.State.ExitCode}}")
             step.detail = f"docker stop took {time.monotonic() - t:.1f}s, exit code {code}"
+            if code != "0":  # 137: SIGTERM was ignored and docker killed it after its grace period
+                raise RuntimeError(step.detail + " (not a clean exit on SIGTERM)")
     except Exception as exc:  # noqa: BLE001 - every failure ends in the summary
         if not results or results[-1][1]:
             results.append(("(aborted)", False, 0.0, f"{type(exc).__name__}: {exc}"))
