@@ -6,13 +6,21 @@
 #   docker run -p 7860:7860 -v xsam-hf:/data/hf -e HF_HUB_OFFLINE=1 ...          # no network at all
 #
 # Hugging Face Docker Spaces run the container as uid 1000 on port 7860; so does this image.
-FROM python:3.11-slim
+#
+# Two build arguments exist for builds without Docker Hub or the PyTorch index (scripts/container_check.py
+# uses both): BASE, any image with Python 3.11 as `python`/`pip` on PATH and `useradd`; TORCH_SOURCE, the
+# pip arguments that say where torch comes from; with a torch wheel dropped into wheels/:
+#   docker build --build-arg TORCH_SOURCE="--find-links /tmp/wheels" -t xsam-demo .
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 RUN useradd --create-home --uid 1000 user \
  && mkdir -p /data/hf && chown -R 1000:1000 /data
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
@@ -20,10 +28,14 @@ ENV HOME=/home/user \
     GRADIO_ANALYTICS_ENABLED=False \
     HF_HOME=/data/hf
 WORKDIR /home/user/app
+# The server writes only to HF_HOME (the volume) and /tmp (Gradio's uploads and outputs): no .pyc files
+# next to the code, matplotlib's font cache in /tmp (scripts/container_check.py checks with docker diff).
 
 # torch first, from the CPU index: the default index serves a multi-GB CUDA build. requirements.txt
 # pins torch==2.13.0, which this 2.13.0+cpu wheel satisfies, so it is not installed twice.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+ARG TORCH_SOURCE="--index-url https://download.pytorch.org/whl/cpu"
+COPY wheels/ /tmp/wheels/
+RUN pip install torch==2.13.0 ${TORCH_SOURCE} && rm -rf /tmp/wheels
 COPY --chown=user requirements.txt ./
 RUN pip install -r requirements.txt
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,6 +57,9 @@ def main(argv=None) -> None:
     predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                                quantize=args.quantize)
     demo = build_demo(predictor, log_dir=args.log_dir, concurrency=args.concurrency)
+    # SIGTERM (docker stop) as Ctrl-C: Gradio then closes the server and the process exits 0. Without it
+    # the server, PID 1 in a container, ignores SIGTERM and is killed after docker's 10 s grace.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # mcp_server None (no --mcp) leaves Gradio's own GRADIO_MCP_SERVER switch in charge
     demo.launch(server_port=args.port, share=args.share, mcp_server=True if args.mcp else None, **launch_options())
 
