@@ -16,7 +16,7 @@ from xsam_core.inference.render import overlay
 from xsam_core.tasks import TASKS
 from xsam_core.tasks.routing import AUTO
 
-from . import files
+from . import files, views
 from .errors import friendly
 from .image_input import image_input
 from .service import Service
@@ -89,7 +89,8 @@ def endpoint(service: Service, task: str):
         pred, _ = service.predict(image, task, text, prompts, threshold, history=history)
         path = files.request_dir() / f"xsam-{pred.task}-overlay.png"
         overlay(load_image(image), pred).save(path)
-        return str(path), pred.text, pred.to_json()
+        answer = "\n".join([pred.text] + [f"⚠ {w}" for w in views.warnings(pred)])  # "no match …" where it is read
+        return str(path), answer, pred.to_json()
 
     predict.__name__ = name  # the MCP tool's name
     predict.__doc__ = docstring(task)

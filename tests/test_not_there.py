@@ -72,3 +72,14 @@ def test_words_outside_the_vocabulary_are_named(embedded):
         assert "covers no pixel" in pred.info["empty_masks"]
     known = embedded.predict("assets/examples/shapes-2.png", "refseg", "the large purple square")
     assert "unknown_words" not in known.info and "note_words" not in known.info
+
+
+def test_the_api_says_no_match_in_its_answer(embedded):
+    """The endpoint function behind /refseg (the HTTP call runs it as is): the answer says "no match"."""
+    from app import api
+    from app.service import Service
+
+    refseg = api.endpoint(Service(embedded), "refseg")
+    overlay, answer, result = refseg("assets/examples/shapes-8.png", "the red circle", "[]", 0.5)
+    assert result["annotations"] == [] and len(result["rejected"]) == 1
+    assert f"⚠ {result['info']['no_match']}: no mask is drawn" in answer and answer.startswith(result["text"])
