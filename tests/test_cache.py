@@ -35,3 +35,13 @@ def test_growing_entries_are_accounted_for():
     b.n = 200  # a prefix KV cache was added to b
     cache.shrink()
     assert cache.get("a") is None and cache.get("b") is b
+
+
+def test_encode_once_then_predict_from_the_cache(predictor, scene):
+    """SamPredictor's shape: encode an image once, then requests on it reuse the encoding."""
+    predictor.cache.clear()
+    entry, hit = predictor.encode(scene)
+    again, hit_again = predictor.encode(scene.copy())  # the same pixels: the same entry
+    assert not hit and hit_again and again is entry
+    pred = predictor.predict(scene, "refseg", "the red box", force_answer="Sure, <SEG>.")
+    assert pred.info["image_cached"] and "sam" not in pred.timings
