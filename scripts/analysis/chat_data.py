@@ -8,6 +8,7 @@ answer tokens per task and per chat kind, the answer distribution per kind (majo
 baseline), question-blind baselines, how often one scene / one batch holds two chat questions with
 different answers, and the chat answer's share of the LM loss's tokens.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,7 @@ def main():
         chats = []
         per_scene = collections.Counter()
         for s in batch.samples:
-            ans_ids = s.ids[s.n_prompt:]
+            ans_ids = s.ids[s.n_prompt :]
             total_samples += 1
             total_tokens += len(ans_ids)
             key = s.task
@@ -85,9 +86,10 @@ def main():
             n_tok[key] += len(ans_ids)
         scenes_with_two_chats += sum(v >= 2 for v in per_scene.values())
         scene_chats += len(per_scene)
-        diff = any(a1 != a2 for i, (s1, k1, a1) in enumerate(chats) for (s2, k2, a2) in chats[i + 1:])
-        diff_kind = any(k1 == k2 and a1 != a2 for i, (s1, k1, a1) in enumerate(chats)
-                        for (s2, k2, a2) in chats[i + 1:])
+        diff = any(a1 != a2 for i, (s1, k1, a1) in enumerate(chats) for (s2, k2, a2) in chats[i + 1 :])
+        diff_kind = any(
+            k1 == k2 and a1 != a2 for i, (s1, k1, a1) in enumerate(chats) for (s2, k2, a2) in chats[i + 1 :]
+        )
         batch_pairs_diff += diff
         batch_pairs_same_kind_diff += diff_kind
     shapes.generate_scene = orig
@@ -98,12 +100,16 @@ def main():
     chat_s = sum(v for k, v in n_samples.items() if k.startswith("chat"))
     chat_t = sum(v for k, v in n_tok.items() if k.startswith("chat"))
     for k in sorted(n_samples):
-        print(f"  {k:18s} {n_samples[k] / total_samples:6.1%} samples  {n_tok[k] / total_tokens:6.1%} tokens"
-              f"  ({n_tok[k] / n_samples[k]:.1f} tokens/answer)")
+        print(
+            f"  {k:18s} {n_samples[k] / total_samples:6.1%} samples  {n_tok[k] / total_tokens:6.1%} tokens"
+            f"  ({n_tok[k] / n_samples[k]:.1f} tokens/answer)"
+        )
     print(f"  {'chat (all)':18s} {chat_s / total_samples:6.1%} samples  {chat_t / total_tokens:6.1%} tokens")
     word_share = chat_s / total_tokens
-    print(f"  chat answer WORDS (the only informative chat token): {word_share:.2%} of the LM loss's tokens;"
-          f" LM weight {LOSS_WEIGHTS['lm']} of {LOSS_WEIGHTS}")
+    print(
+        f"  chat answer WORDS (the only informative chat token): {word_share:.2%} of the LM loss's tokens;"
+        f" LM weight {LOSS_WEIGHTS['lm']} of {LOSS_WEIGHTS}"
+    )
     print(f"  chat samples per batch: {chat_s / args.batches:.2f}")
     print("\nanswer distribution per chat kind (majority = answer-blind chance):")
     for k, c in answers.items():
@@ -115,10 +121,14 @@ def main():
     for k, v in colour_baselines.items():
         print(f"  {k}: {v / n:.2f}" + ("" if "sum" not in k else " per question"))
     print("\nbinding signal:")
-    print(f"  scenes holding two chat questions in one batch: {scenes_with_two_chats} of {scene_chats} scenes with chat"
-          " (make_batch draws the tasks of a scene without replacement and make_tasks gives one chat request per scene)")
-    print(f"  batches with two chat questions (any scenes) whose answers differ: {batch_pairs_diff / args.batches:.0%};"
-          f" same kind, different answers: {batch_pairs_same_kind_diff / args.batches:.0%}")
+    print(
+        f"  scenes holding two chat questions in one batch: {scenes_with_two_chats} of {scene_chats} scenes with chat"
+        " (make_batch draws the tasks of a scene without replacement and make_tasks gives one chat request per scene)"
+    )
+    print(
+        f"  batches with two chat questions (any scenes) whose answers differ: {batch_pairs_diff / args.batches:.0%};"
+        f" same kind, different answers: {batch_pairs_same_kind_diff / args.batches:.0%}"
+    )
 
 
 if __name__ == "__main__":

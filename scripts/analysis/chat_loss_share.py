@@ -6,6 +6,7 @@ Same forward as `losses.compute_losses`' LM term (one right-padded batch, one me
 tokens), split per token by task: the share of the summed cross-entropy that chat answer words carry,
 and the mean CE per chat kind against the answer-blind entropy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def main():
                 ids = expand_ids(s.ids, enc.image_tokens.shape[1])
                 start = len(ids) - (len(s.ids) - s.n_prompt)
                 hidden = m.llm.model(inputs_embeds=x).last_hidden_state[0]
-                ce = F.cross_entropy(m.llm.lm_head(hidden[start - 1: len(ids) - 1]),
-                                     torch.tensor(ids[start:]), reduction="none")
+                ce = F.cross_entropy(
+                    m.llm.lm_head(hidden[start - 1 : len(ids) - 1]), torch.tensor(ids[start:]), reduction="none"
+                )
                 key = s.task
                 if s.task == "chat":
                     q = tok.decode([i for i in s.ids[: s.n_prompt] if i >= 0]).lower()
@@ -57,14 +59,18 @@ def main():
                     ce_sum[key] += ce.sum().item()
                     n_tok[key] += len(ce)
     total_ce, total_n = sum(ce_sum.values()), sum(n_tok.values())
-    print(f"{args.batches} batches, weights {args.weights}; LM loss = mean CE over {total_n} answer tokens "
-          f"= {total_ce / total_n:.3f} nats")
+    print(
+        f"{args.batches} batches, weights {args.weights}; LM loss = mean CE over {total_n} answer tokens "
+        f"= {total_ce / total_n:.3f} nats"
+    )
     print("  part                    tokens   mean CE   share of the LM loss")
     for k in sorted(ce_sum):
         print(f"  {k:22s} {n_tok[k] / total_n:7.1%}   {ce_sum[k] / n_tok[k]:7.3f}   {ce_sum[k] / total_ce:7.1%}")
     words = sum(v for k, v in ce_sum.items() if k.endswith(" word"))
     print(f"  chat answer words carry {words / total_ce:.1%} of the LM loss (so of its gradient's scale)")
-    print(f"  answer-blind entropy: colour ln 8 = {math.log(8):.3f}, exists ln 2 = {math.log(2):.3f}, count ln 6 = {math.log(6):.3f}")
+    print(
+        f"  answer-blind entropy: colour ln 8 = {math.log(8):.3f}, exists ln 2 = {math.log(2):.3f}, count ln 6 = {math.log(6):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 (c) linear probes (torch logistic regression, split by scene) on the image tokens the LLM receives:
     a shape's colour and its shape from the token(s) at its location, small vs large shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,8 @@ def part_masks(expanded, word_pos):
     first = int(img.nonzero()[0])
     sig = torch.zeros(L, dtype=torch.bool)
     sam = torch.zeros(L, dtype=torch.bool)
-    sig[first:first + N_SIG] = True
-    sam[first + N_SIG:first + N_SIG + N_SAM] = True
+    sig[first : first + N_SIG] = True
+    sam[first + N_SIG : first + N_SIG + N_SAM] = True
     word = torch.zeros(L, dtype=torch.bool)
     word[word_pos] = True
     return first, sig, sam, word
@@ -94,7 +95,7 @@ def study(M: Model, n_scenes: int, seed: int):
     rng = np.random.default_rng(seed)
     agree, js, acc_c, n_c, pairs = 0, [], 0, 0, 0
     pair_diff_truth = 0
-    ex_acc, ex_n, sep, sep_n, ex_yes = 0, 0, [], 0, 0
+    ex_acc, ex_n, sep, ex_yes = 0, 0, [], 0
     att = collections.defaultdict(list)
     example = None
     done = 0
@@ -166,7 +167,10 @@ def study(M: Model, n_scenes: int, seed: int):
                 agree += int(P[i].argmax() == P[j].argmax())
                 pair_diff_truth += truths[i] != truths[j]
                 mix = (P[i] + P[j]) / 2
-                js.append(0.5 * (F.kl_div(mix.log(), P[i], reduction="sum") + F.kl_div(mix.log(), P[j], reduction="sum")).item())
+                js.append(
+                    0.5
+                    * (F.kl_div(mix.log(), P[i], reduction="sum") + F.kl_div(mix.log(), P[j], reduction="sum")).item()
+                )
         if example is None and len(unique) >= 3:
             example = (scene, unique, P)
         # (a) is-there questions for all six shapes
@@ -185,34 +189,49 @@ def study(M: Model, n_scenes: int, seed: int):
         ex_range = max(pyes.values()) - min(pyes.values())
         att["is-there P(yes) range across the 6 shapes"].append(ex_range)
     print(f"(a) {done} scenes with >= 2 unique shapes (seed {seed}), {n_c} colour questions, {ex_n} is-there questions")
-    print(f"  colour: accuracy {acc_c / n_c:.2f}; pairs of questions on one scene: {pairs}, truths differ in "
-          f"{pair_diff_truth / pairs:.0%}; same top-1 answer in {agree / pairs:.0%}; mean JS divergence "
-          f"{np.mean(js):.4f} nats (max possible ln2 = 0.693)")
-    print(f"  is-there: accuracy {ex_acc / ex_n:.2f}, says yes {ex_yes / ex_n:.0%}; within-scene AUC of P(yes), present vs "
-          f"absent shapes: {np.mean(sep):.2f} (0.5 = question ignored); mean range of P(yes) across the six "
-          f"shapes of one scene {np.mean(att.pop('is-there P(yes) range across the 6 shapes')):.3f}")
+    print(
+        f"  colour: accuracy {acc_c / n_c:.2f}; pairs of questions on one scene: {pairs}, truths differ in "
+        f"{pair_diff_truth / pairs:.0%}; same top-1 answer in {agree / pairs:.0%}; mean JS divergence "
+        f"{np.mean(js):.4f} nats (max possible ln2 = 0.693)"
+    )
+    print(
+        f"  is-there: accuracy {ex_acc / ex_n:.2f}, says yes {ex_yes / ex_n:.0%}; within-scene AUC of P(yes), present vs "
+        f"absent shapes: {np.mean(sep):.2f} (0.5 = question ignored); mean range of P(yes) across the six "
+        f"shapes of one scene {np.mean(att.pop('is-there P(yes) range across the 6 shapes')):.3f}"
+    )
     if example:
         scene, unique, P = example
         print("  example scene:", ", ".join(f"{t.size} {t.colour} {t.shape}" for t in scene.objects))
         for t, p in zip(unique, P):
             top = sorted(zip(shapes.COLOURS, p.tolist()), key=lambda kv: -kv[1])[:3]
-            print(f"    what colour is the {t.shape}? truth {t.colour}; model " + ", ".join(f"{c} {v:.2f}" for c, v in top))
+            print(
+                f"    what colour is the {t.shape}? truth {t.colour}; model "
+                + ", ".join(f"{c} {v:.2f}" for c, v in top)
+            )
     print("\n(b) attention mass, heads averaged, mean over colour questions (L = layer):")
     L = sum(k.startswith("answer L") and k.endswith(" word") for k in att)
     n_text = None
-    print("  answer position -> object word | SigLIP 16 | SAM 64 | other text;  enrichment on the object's tokens (SigLIP / SAM)")
+    print(
+        "  answer position -> object word | SigLIP 16 | SAM 64 | other text;  enrichment on the object's tokens (SigLIP / SAM)"
+    )
     for layer in range(L):
         g = lambda k: np.mean(att[f"answer L{layer} {k}"])  # noqa: E731
-        print(f"    layer {layer}: {g('word'):.3f} | {g('siglip'):.3f} | {g('sam'):.3f} | {g('other'):.3f};"
-              f"  {g('siglip enrichment'):.2f} / {g('sam enrichment'):.2f};"
-              f"  control (other shapes) {g('siglip control'):.2f} / {g('sam control'):.2f}")
-    print("  object word -> SigLIP 16 | SAM 64 | text;  enrichment on the named object's tokens (SigLIP / SAM;"
-          " 1 = none) vs the same row on the scene's other shapes (control)")
+        print(
+            f"    layer {layer}: {g('word'):.3f} | {g('siglip'):.3f} | {g('sam'):.3f} | {g('other'):.3f};"
+            f"  {g('siglip enrichment'):.2f} / {g('sam enrichment'):.2f};"
+            f"  control (other shapes) {g('siglip control'):.2f} / {g('sam control'):.2f}"
+        )
+    print(
+        "  object word -> SigLIP 16 | SAM 64 | text;  enrichment on the named object's tokens (SigLIP / SAM;"
+        " 1 = none) vs the same row on the scene's other shapes (control)"
+    )
     for layer in range(L):
         g = lambda k: np.mean(att[f"word L{layer} {k}"])  # noqa: E731
-        print(f"    layer {layer}: {g('siglip'):.3f} | {g('sam'):.3f} | {g('text'):.3f};"
-              f"  named {g('siglip enrichment'):.2f} / {g('sam enrichment'):.2f};"
-              f"  control {g('siglip control'):.2f} / {g('sam control'):.2f}")
+        print(
+            f"    layer {layer}: {g('siglip'):.3f} | {g('sam'):.3f} | {g('text'):.3f};"
+            f"  named {g('siglip enrichment'):.2f} / {g('sam enrichment'):.2f};"
+            f"  control {g('siglip control'):.2f} / {g('sam control'):.2f}"
+        )
     seq = len(exp)
     print(f"  (sequence length {seq}: uniform attention would give one token {1 / seq:.3f})")
     return n_text
@@ -227,7 +246,7 @@ def logreg(xtr, ytr, xte, yte, classes, steps=300, wd=1e-3):
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(xtr @ W + b, ytr) + wd * (W ** 2).sum()
+        loss = F.cross_entropy(xtr @ W + b, ytr) + wd * (W**2).sum()
         loss.backward()
         return loss
 
@@ -250,31 +269,47 @@ def probe(M: Model, n_scenes: int, seed: int):
             exp = expand_ids(ids, tokens.shape[0])
             first = exp.index(next(i for i in exp if i < 0))
             hid = M.m.llm.model(inputs_embeds=M.m.embed(ids, enc)).last_hidden_state[0]
-            llm_sam = hid[first + N_SIG:first + N_SIG + N_SAM]
+            llm_sam = hid[first + N_SIG : first + N_SIG + N_SAM]
             for t in scene.objects:
                 sig_cov, sam_cov = coverage(scene, t, M.cfg)
-                rows.append(dict(scene=k, size=t.size, colour=list(shapes.COLOURS).index(t.colour),
-                                 shape=shapes.SHAPES.index(t.shape),
-                                 sig_peak=float(sig_cov.max()), sam_peak=float(sam_cov.max()),
-                                 sig_best=sig_t[int(sig_cov.argmax())], sam_best=sam_t[int(sam_cov.argmax())],
-                                 sig_w=(sig_cov[:, None] * sig_t).sum(0) / sig_cov.sum(),
-                                 sam_w=(sam_cov[:, None] * sam_t).sum(0) / sam_cov.sum(),
-                                 llm_best=llm_sam[int(sam_cov.argmax())]))
+                rows.append(
+                    dict(
+                        scene=k,
+                        size=t.size,
+                        colour=list(shapes.COLOURS).index(t.colour),
+                        shape=shapes.SHAPES.index(t.shape),
+                        sig_peak=float(sig_cov.max()),
+                        sam_peak=float(sam_cov.max()),
+                        sig_best=sig_t[int(sig_cov.argmax())],
+                        sam_best=sam_t[int(sam_cov.argmax())],
+                        sig_w=(sig_cov[:, None] * sig_t).sum(0) / sig_cov.sum(),
+                        sam_w=(sam_cov[:, None] * sam_t).sum(0) / sam_cov.sum(),
+                        llm_best=llm_sam[int(sam_cov.argmax())],
+                    )
+                )
     n_train = int(n_scenes * 0.7)
     tr = [r for r in rows if r["scene"] < n_train]
     te = [r for r in rows if r["scene"] >= n_train]
-    print(f"\n(c) linear probes on the LLM's image tokens: {n_scenes} scenes (seed {seed}), {len(rows)} shapes, "
-          f"train scenes {n_train}, test {len(te)} shapes")
+    print(
+        f"\n(c) linear probes on the LLM's image tokens: {n_scenes} scenes (seed {seed}), {len(rows)} shapes, "
+        f"train scenes {n_train}, test {len(te)} shapes"
+    )
     for size in ("small", "large"):
         rs = [r for r in rows if r["size"] == size]
-        print(f"  {size}: n={len(rs)}, largest covered fraction of one token: SigLIP {np.mean([r['sig_peak'] for r in rs]):.2f},"
-              f" SAM {np.mean([r['sam_peak'] for r in rs]):.2f}")
+        print(
+            f"  {size}: n={len(rs)}, largest covered fraction of one token: SigLIP {np.mean([r['sig_peak'] for r in rs]):.2f},"
+            f" SAM {np.mean([r['sam_peak'] for r in rs]):.2f}"
+        )
     n_col = len(shapes.COLOURS)
     print("  test accuracy (chance: colour 1/8 = 0.125, shape 1/6 = 0.167):")
     print("    features                              colour small / large     shape small / large")
-    for feat, desc in (("sig_best", "SigLIP token most covered"), ("sam_best", "SAM token most covered"),
-                       ("sig_w", "SigLIP coverage-weighted mean"), ("sam_w", "SAM coverage-weighted mean"),
-                       ("llm_best", "LLM last layer at that SAM token")):
+    for feat, desc in (
+        ("sig_best", "SigLIP token most covered"),
+        ("sam_best", "SAM token most covered"),
+        ("sig_w", "SigLIP coverage-weighted mean"),
+        ("sam_w", "SAM coverage-weighted mean"),
+        ("llm_best", "LLM last layer at that SAM token"),
+    ):
         xtr = torch.stack([r[feat] for r in tr])
         xte = torch.stack([r[feat] for r in te])
         out = []
