@@ -48,9 +48,10 @@ def banner(service: Service, logging_on: bool) -> str:
     return "  \n".join(lines)
 
 
-def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1) -> gr.Blocks:
-    """The whole app around one loaded Predictor. `concurrency`: model requests run at once."""
-    service = Service(predictor, log_dir)
+def build_demo(predictor, log_dir: str | None = None, concurrency: int = 1, runner=None) -> gr.Blocks:
+    """The whole app around one loaded Predictor. `concurrency`: model requests run at once. `runner`:
+    the model call to use instead of the predictor's own (Ray Serve replicas, see `Service`)."""
+    service = Service(predictor, log_dir, runner=runner)
     h = Handlers(service)
     model_event = {"concurrency_id": api.CONCURRENCY_ID, "concurrency_limit": concurrency, **PRIVATE}
     with gr.Blocks(title="X-SAM demo", delete_cache=(1800, 3600)) as demo:

@@ -15,10 +15,12 @@ EMBEDDED_NAME = "xsam-tiny-shapes"
 
 
 class Service:
-    def __init__(self, predictor, log_dir: str | None = None):
+    def __init__(self, predictor, log_dir: str | None = None, runner=None):
+        """`runner`: another `run(image, task, text, prompts, threshold, seed, history) -> Prediction`
+        (the Ray Serve deployment's, `xsam_core/serving/ray_serve.py`); default: the local predictor's."""
         self.info = predictor.describe()
         self.embedded = self.info["model"] == EMBEDDED_NAME
-        self._run = model_runner(predictor)
+        self._run = runner or model_runner(predictor)
         self.log = RequestLog(log_dir) if log_dir else None
 
     def predict(self, image: str | None, task: str, text: str, prompts, threshold: float,
