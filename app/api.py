@@ -89,8 +89,7 @@ def endpoint(service: Service, task: str):
         pred, _ = service.predict(image, task, text, prompts, threshold, history=history)
         path = files.request_dir() / f"xsam-{pred.task}-overlay.png"
         overlay(load_image(image), pred).save(path)
-        answer = "\n".join([pred.text] + [f"⚠ {w}" for w in views.warnings(pred)])  # "no match …" where it is read
-        return str(path), answer, pred.to_json()
+        return str(path), views.with_warnings(pred.text, pred, sep="\n"), pred.to_json()
 
     predict.__name__ = name  # the MCP tool's name
     predict.__doc__ = docstring(task)

@@ -126,7 +126,7 @@ class Canvas:
         items = parse_prompts(prompts)
         w, h = self.size
         build_regions(items, h, w)  # raises VisualPromptError with the reason
-        names = list(dict.fromkeys(str(i.get("prompt", "1")) for i in items if not i.get("negative")))
+        names = list(dict.fromkeys(region_name(i) for i in items if not i.get("negative")))
         self.items, self.names, self.corner = [dict(i) for i in items], names or ["1"], None
         self.active = self.names[0]
 
@@ -138,7 +138,7 @@ class Canvas:
         (the core would drop them)."""
         reads = spec(task)
         if reads.regions[1] == 1:
-            return [i for i in self.items if i.get("negative") or str(i.get("prompt", "1")) == self.active]
+            return [i for i in self.items if i.get("negative") or region_name(i) == self.active]
         return list(self.items) if reads.takes_prompts else []
 
     def to_json(self) -> str:
@@ -149,7 +149,7 @@ class Canvas:
             return "No image yet."
         parts = []
         for name in self.names:
-            kinds = [i["kind"] for i in self.items if not i.get("negative") and str(i.get("prompt", "1")) == name]
+            kinds = [i["kind"] for i in self.items if not i.get("negative") and region_name(i) == name]
             what = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}"
                              for k in ("point", "box", "scribble", "mask") if k in kinds) or "empty"
             mark = " ◀ active" if name == self.active else ""

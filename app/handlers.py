@@ -187,11 +187,7 @@ class Handlers:
         downloads = views.exports(pred, img, outdir, alpha)
         result = views.make_result(pred, img, outdir, alpha)
         gcg = gr.update(visible=False, value=None)
-        answer = gr.update(visible=True, value=views.answer_text(pred) or "(no text)")
-        warnings = views.warnings(pred)
-        if warnings:  # said where the answer is read, not only in the status line
-            lines = [views.answer_text(pred)] + [f"⚠ {w}" for w in warnings]
-            answer = gr.update(visible=True, value="\n\n".join(lines))
+        answer = gr.update(visible=True, value=views.with_warnings(views.answer_text(pred) or "(no text)", pred))
         if get_task(pred.task).grounded_answer:  # the task that ran (Auto picks one)
             spans, color_map, result.labels = views.gcg_phrases(pred)
             gcg = gr.update(visible=True, value=spans, color_map=color_map)

@@ -7,11 +7,10 @@ import time
 from xsam_core.inference.processing import ImageError
 from xsam_core.inference.results import Prediction
 from xsam_core.inference.visual_prompts import parse_prompts
+from xsam_core.modeling import embedded
 
 from .gpu import model_runner
 from .request_log import RequestLog
-
-EMBEDDED_NAME = "xsam-tiny-shapes"
 
 
 class Service:
@@ -19,7 +18,7 @@ class Service:
         """`runner`: another `run(image, task, text, prompts, threshold, seed, history) -> Prediction`
         (the Ray Serve deployment's, `xsam_core/serving/ray_serve.py`); default: the local predictor's."""
         self.info = predictor.describe()
-        self.embedded = self.info["model"] == EMBEDDED_NAME
+        self.embedded = self.info["model"] == embedded.NAME
         self._run = runner or model_runner(predictor)
         self.log = RequestLog(log_dir) if log_dir else None
 

@@ -119,9 +119,14 @@ def answer_text(pred: Prediction) -> str:
     return "".join(text for text, _ in pred.pieces())
 
 
+def with_warnings(text: str, pred: Prediction, sep: str = "\n\n") -> str:
+    """`text` followed by what the result could not show, a ⚠ line each (where the answer is read)."""
+    return sep.join([text] + [f"⚠ {w}" for w in warnings(pred)])
+
+
 def conversation_turn(pred: Prediction, text: str, overlay: str) -> dict:
     """One turn of the page's conversation: what the model reads next time, and what the page shows."""
-    reply = "\n\n".join([answer_text(pred) or "(no text)"] + [f"⚠ {w}" for w in warnings(pred)])
+    reply = with_warnings(answer_text(pred) or "(no text)", pred)
     return {"turn": pred.info["turn"], "user": text.strip() or "(no text)", "task": TASKS[pred.task].title,
             "reply": reply, "overlay": overlay, "masks": len(pred.segments)}
 

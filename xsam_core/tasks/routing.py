@@ -29,11 +29,10 @@ task and records `info["ran_as"]`; the page shows `AUTO_TASK` in its task list.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
-from ..errors import VisualPromptError
+from ..inference.visual_prompts import parse_prompts, region_name
 from . import TASKS, get_task
 from .base import Task, TextInput
 
@@ -242,15 +241,7 @@ def _class_names(text: str, split_and: bool = False) -> list[str] | None:
 
 def _regions(prompts) -> list[str]:
     """The names of the positive visual-prompt regions, in order (negative points are not regions)."""
-    if isinstance(prompts, str):
-        try:
-            prompts = json.loads(prompts) if prompts.strip() else []
-        except json.JSONDecodeError as e:
-            raise VisualPromptError(f"visual prompts are not valid JSON: {e}") from e
-    if isinstance(prompts, dict):
-        prompts = [prompts]
-    items = [p for p in prompts or [] if isinstance(p, dict) and not p.get("negative")]
-    return list(dict.fromkeys(str(p.get("prompt", "1")) for p in items))
+    return list(dict.fromkeys(region_name(p) for p in parse_prompts(prompts) if not p.get("negative")))
 
 
 def _polite(text: str) -> str:
