@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 
 import ray
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "xsam"
 KEY_ARG = "image_key"  # the keyword argument of `run` the router reads
-MAX_ONGOING = 8  # requests a replica holds (one runs, the rest wait on its lock) before the router falls back
+MAX_ONGOING = 8  # requests a replica holds (one on the model, the rest waiting) before the router falls back
 REQUEST_TIMEOUT_S = 300
 
 
@@ -53,14 +52,13 @@ class ImageAffinityRouter(RequestRouter):
     request_router_config=RequestRouterConfig(request_router_class=ImageAffinityRouter),
 )
 class PredictorDeployment:
-    """One Predictor per replica; one request at a time on it (the Predictor and its cache are not
-    shared between threads)."""
+    """One Predictor per replica. Ray runs the requests in a thread pool; the Predictor's own lock runs
+    one at a time on the model (as under the page's concurrency in one process)."""
 
     def __init__(self, load_kwargs: dict):
         from xsam_core.inference.predictor import Predictor
 
         self.predictor = Predictor.load(**load_kwargs)
-        self.lock = threading.Lock()
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     def describe(self) -> dict:
@@ -70,14 +68,13 @@ class PredictorDeployment:
             history=None, image_key: str | None = None):
         """→ ("ok", Prediction) or ("error", the core's exception), so the page shows the core's message
         and not Ray's wrapped traceback. `image_key` is for the router only."""
-        with self.lock:
-            try:
-                pred = self.predictor.predict(image, task, text, prompts, threshold=threshold, seed=seed,
-                                              history=history)
-            except Exception as e:
-                if "out of memory" in str(e).lower():
-                    self.predictor.cache.clear()
-                return "error", e
+        try:
+            pred = self.predictor.predict(image, task, text, prompts, threshold=threshold, seed=seed,
+                                          history=history)
+        except Exception as e:
+            if "out of memory" in str(e).lower():
+                self.predictor.cache.clear()
+            return "error", e
         pred.info["replica"] = self.replica
         return "ok", pred
 
