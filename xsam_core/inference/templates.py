@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..errors import PromptError
 from ..modeling.config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, TURN_SEP
 
 _PLACEHOLDERS = {"<image>": IMAGE_TOKEN_INDEX, "<region>": REGION_TOKEN_INDEX}
@@ -23,8 +24,6 @@ def parse_history(history) -> list[dict]:
     """Earlier turns of a conversation: a list of {"question": str, "answer": str} (what a Prediction's
     `info["turn"]` holds), or None. Placeholders in them are dropped: only this turn has the image and
     visual prompts."""
-    from ..errors import PromptError
-
     if isinstance(history, str):
         try:
             history = json.loads(history) if history.strip() else []
