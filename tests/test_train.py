@@ -49,19 +49,20 @@ def test_a_few_steps_reduce_the_loss(run):
     torch.manual_seed(0)
     batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
     attr = train.AttributeHead(model.config.mask_dim)
+    token_head = train.TokenHead(model.config.llm_hidden)
     criterion = train.mask2former_loss(256)
-    params = list(model.parameters()) + list(attr.parameters())
+    params = [*model.parameters(), *attr.parameters(), *token_head.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-3)
     totals = []
     for _ in range(8):
-        losses = train.compute_losses(model, batch, criterion, attr, model.config.special_token_ids)
+        losses = train.compute_losses(model, batch, criterion, attr, token_head, model.config.special_token_ids)
         total = sum(train.LOSS_WEIGHTS[k] * v for k, v in losses.items())
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"lm", "class", "mask", "dice", "select", "attr"}
+    assert set(losses) == {"lm", "chat", "class", "mask", "dice", "select", "attr", "tokens"}
     assert totals[-1] < 0.7 * totals[0]
 
 

@@ -18,6 +18,7 @@ from .dataset import (
     scene_annotations,
     write_dataset,
 )
+from .looks import LOOKS, random_look
 from .requests import (
     EXTREMES,
     GENSEG_MODES,
@@ -25,6 +26,7 @@ from .requests import (
     PROMPT_KINDS,
     RELATIONS,
     SHAPE_RIDDLES,
+    chat_set,
     make_tasks,
     task_key,
     visual_prompt,
@@ -48,9 +50,11 @@ __all__ = [
     # scenes
     "SHAPES", "STUFF", "COLOURS", "SIZES", "IMAGE_SIDE", "MAX_THINGS", "MIN_PIXELS", "MIN_VISIBLE_FRACTION",
     "Thing", "Scene", "draw_shape", "generate_scene",
+    # looks
+    "LOOKS", "random_look",
     # requests
     "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
-    "visual_prompt", "make_tasks", "task_key",
+    "visual_prompt", "chat_set", "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
     "dataset_image", "annotation_mask", "main",

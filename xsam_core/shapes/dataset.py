@@ -1,10 +1,11 @@
 """Shapes-world dataset folders: writing and reading them, and the ``xsam shapes`` command.
 
-Files (``python -m xsam_core shapes generate --out DIR --n N --seed S``)
--------------------------------------------------------------------
+Files (``python -m xsam_core shapes generate --out DIR --n N --seed S [--look L]``)
+------------------------------------------------------------------------------
 ``DIR/images/000001.png`` ... and ``DIR/annotations.json``, a COCO-style dict:
 
-* ``info``: ``{"generator": "xsam_core.shapes", "version": 1, "seed": S, "n": N}``;
+* ``info``: ``{"generator": "xsam_core.shapes", "version": 1, "seed": S, "n": N, "look": L}``
+  (``L`` null for the plain renderer);
 * ``images``: ``[{"id", "file_name" (relative to DIR), "width", "height"}]``, ids from 1;
 * ``categories``: ``[{"id", "name", "isthing", "supercategory"}]``, fixed: 1 circle, 2 square,
   3 triangle, 4 star, 5 ring, 6 cross (``isthing`` 1, ``"shape"``), 7 wall, 8 floor (``isthing`` 0,
@@ -16,7 +17,7 @@ Files (``python -m xsam_core shapes generate --out DIR --n N --seed S``)
   ``"colour"`` and ``"size"`` (the words above). Ids are global to the file, from 1;
 * ``tasks``: the requests below, ``id`` from 1, annotation ids global to the file.
 
-Item ``i`` (0-based) of a file is ``generate_scene(rng)`` then ``make_tasks(scene, rng)`` with
+Item ``i`` (0-based) of a file is ``generate_scene(rng, look=L)`` then ``make_tasks(scene, rng)`` with
 ``rng = numpy.random.default_rng([seed, i])``, so the same seed gives byte-identical files.
 """
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from ..masks import box_xywh, mask_box, mask_to_rle, rle_to_mask
 from .requests import make_tasks
+from .looks import LOOKS
 from .scenes import SHAPES, STUFF, Scene, generate_scene
 
 GENERATOR = "xsam_core.shapes"
@@ -67,14 +69,15 @@ def _globalise(request: dict, request_id: int, id_offset: int) -> dict:
     return out
 
 
-def write_dataset(out_dir: str | Path, n: int, seed: int) -> dict:
-    """Write n scenes with their requests to out_dir (the format above); returns the dict."""
+def write_dataset(out_dir: str | Path, n: int, seed: int, look: str | None = None) -> dict:
+    """Write n scenes with their requests to out_dir (the format above), drawn in `look`
+    (`looks.LOOKS`, None for the plain renderer); returns the dict."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, annotations, tasks = [], [], []
     for index in range(n):
         rng = np.random.default_rng([seed, index])
-        scene = generate_scene(rng)
+        scene = generate_scene(rng, look=look)
         image_id = index + 1
         file_name = f"images/{image_id:06d}.png"
         cv2.imwrite(str(out / file_name), scene.image[..., ::-1])  # cv2 writes BGR
@@ -84,7 +87,7 @@ def write_dataset(out_dir: str | Path, n: int, seed: int) -> dict:
         annotations += scene_annotations(scene, image_id, offset + 1)
         tasks += [_globalise(r, len(tasks) + k, offset)
                   for k, r in enumerate(make_tasks(scene, rng, image_id), 1)]
-    coco = {"info": {"generator": GENERATOR, "version": VERSION, "seed": seed, "n": n},
+    coco = {"info": {"generator": GENERATOR, "version": VERSION, "seed": seed, "n": n, "look": look},
             "images": images, "categories": CATEGORIES, "annotations": annotations, "tasks": tasks}
     (out / "annotations.json").write_text(json.dumps(coco))
     return coco
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--n", type=int, default=100, help="number of images")
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--look", choices=LOOKS, help="draw every scene in this look (default: the plain renderer)")
     args = parser.parse_args(argv)
-    coco = write_dataset(args.out, args.n, args.seed)
+    coco = write_dataset(args.out, args.n, args.seed, args.look)
     print(f"wrote {len(coco['images'])} images, {len(coco['annotations'])} annotations, "
           f"{len(coco['tasks'])} requests to {args.out}")

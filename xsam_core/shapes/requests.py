@@ -153,6 +153,27 @@ def _chat(scene: Scene, rng: np.random.Generator) -> dict:
                     answer="yes" if yes else "no")
 
 
+def chat_set(scene: Scene, rng: np.random.Generator, n: int) -> list[dict]:
+    """Up to n chat questions on one scene, alike in form but not in answer wherever the scene
+    allows: "Is there" for a present and an absent shape, the colours of two unique shapes of
+    different colours, and the count. Asked together, they can only all be answered by reading
+    the object each one names (a question-blind answer fits one of a pair at best)."""
+    counts = Counter(t.shape for t in scene.objects)
+    colour_of = {t.shape: t.colour for t in scene.objects if counts[t.shape] == 1}
+    present, absent = [s for s in SHAPES if counts[s]], [s for s in SHAPES if not counts[s]]
+    groups = [[("How many shapes are there?", NUMBER_WORDS[len(scene.objects)])]]
+    if present and absent:
+        groups.append([(f"Is there a {pick(rng, present)}?", "yes"), (f"Is there a {pick(rng, absent)}?", "no")])
+    unique = [s for s in SHAPES if s in colour_of]
+    if unique:
+        first = pick(rng, unique)
+        others = [s for s in unique if colour_of[s] != colour_of[first]]
+        groups.append([(f"What colour is the {s}?", colour_of[s]) for s in [first, *others[:1]]])
+    order = rng.permutation(len(groups))
+    questions = [q for i in order for q in groups[i]][:n]
+    return [_request("chat", text, answer=answer) for text, answer in questions]
+
+
 def _holds(a: Thing, b: Thing, relation: str, margin: float) -> bool:
     axis, sign = RELATIONS[relation]
     return sign * (a.centroid[axis] - b.centroid[axis]) > margin

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..masks import box_xywh, mask_box, union
+from . import looks
 
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 STUFF = ("wall", "floor")
@@ -186,10 +187,11 @@ def _thing(thing_id: int, d: _Draft) -> Thing:
                  d.center, d.radius, d.angle)
 
 
-def _stuff_tints(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Muted tints (channel spread <= 40, far from the saturated thing colours), >= 60 apart."""
+def _stuff_tints(rng: np.random.Generator, draw=None) -> tuple[np.ndarray, np.ndarray]:
+    """Muted tints (channel spread <= 40, far from the saturated thing colours), >= 60 apart;
+    `draw(rng)` draws each tint instead (a look's)."""
     def tint():
-        return np.round(rng.uniform(60, 200) + rng.uniform(-20, 20, 3))
+        return draw(rng) if draw else np.round(rng.uniform(60, 200) + rng.uniform(-20, 20, 3))
     wall, floor = tint(), tint()
     while np.linalg.norm(wall - floor) < 60:
         floor = tint()
@@ -208,19 +210,25 @@ def _texture(rng: np.random.Generator, h: int, w: int, tint: np.ndarray) -> np.n
 
 
 def generate_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
-                   n_things: int | None = None) -> Scene:
-    """A random scene; same rng state gives the same scene. Sizes and thing count may be fixed."""
-    w = width or int(rng.integers(IMAGE_SIDE[0], IMAGE_SIDE[1] + 1))
-    h = height or int(rng.integers(IMAGE_SIDE[0], IMAGE_SIDE[1] + 1))
+                   n_things: int | None = None, look: str | None = None) -> Scene:
+    """A random scene; same rng state gives the same scene. Sizes and thing count may be fixed;
+    `look` (one of `looks.LOOKS`) draws it another way, with the same rules for its content."""
+    looks.check_look(look)
+    w, h = (width, height) if width and height else looks.image_size(rng, look, IMAGE_SIDE)
+    w, h = width or w, height or h
     split = int(rng.uniform(0.3, 0.7) * h)
-    wall_tint, floor_tint = _stuff_tints(rng)
+    wall_tint, floor_tint = _stuff_tints(rng, looks.wide_tint if look == "tones" else None)
+    texture = looks.strong_texture if look == "texture" else _texture
     image = np.empty((h, w, 3), np.uint8)
-    image[:split] = _texture(rng, split, w, wall_tint)
-    image[split:] = _texture(rng, h - split, w, floor_tint)
+    image[:split] = texture(rng, split, w, wall_tint)
+    image[split:] = texture(rng, h - split, w, floor_tint)
 
     drafts = _place_things(rng, h, w, n_things or int(rng.integers(1, MAX_THINGS + 1)))
     for d in drafts:
         image[d.visible] = COLOURS[d.colour]
+    if look == "outline":
+        looks.draw_outlines(image, [d.visible for d in drafts], [COLOURS[d.colour] for d in drafts])
+    image = looks.finish(image, look, rng)
     covered = union((d.visible for d in drafts), (h, w))
     rows = np.arange(h)[:, None] < split
     stuff = {"wall": rows & ~covered, "floor": ~rows & ~covered}

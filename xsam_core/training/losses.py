@@ -1,7 +1,9 @@
 """Training losses: X-SAM's, and two training-only terms.
 
 X-SAM's losses: next-token cross-entropy on the answer, Mask2Former's Hungarian-matched class
-cross-entropy (no-object weight 0.1) + point-sampled mask BCE + dice on every decoder layer. The two
+cross-entropy (no-object weight 0.1) + point-sampled mask BCE + dice on every decoder layer. Besides,
+the chat answers get a cross-entropy term of their own (`chat`): in the token mean of all answers they
+are a few percent of the loss, drowned by the long captions (docs/embedded-chat-analysis.md). The
 training-only terms, which the inference model never sees (see embedded-training.md for why a
 from-scratch LLM needs them):
 * selection: for a condition with one target (a referring phrase, a visual prompt, a caption
@@ -9,7 +11,10 @@ from-scratch LLM needs them):
   being right: this trains exactly the argmax over queries that inference takes;
 * attributes: each condition embedding is classified (cosine classifier with an additive margin)
   into the category and colour of what it refers to, so that names and phrases cannot collapse
-  onto one embedding.
+  onto one embedding;
+* token labels: from each SAM image token the LLM reads, a linear head tells which shapes and
+  colours cover at least `TOKEN_COVER` of its cell, so those tokens carry what a shape is, not only
+  its colour (the measured gap behind "Is there a star?").
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 
 from ..modeling.model import XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
 from ..modeling.segmentor import PixelFeatures
-from .samples import CATEGORIES, COLOURS, Batch
+from .samples import CATEGORIES, COLOURS, TOKEN_LABELS, Batch
 
-LOSS_WEIGHTS = {"lm": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0}
+LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
+                "tokens": 1.0}
+TOKEN_COVER = 0.1
 
 
 class AttributeHead(nn.Module):
@@ -45,6 +52,19 @@ class AttributeHead(nn.Module):
                 cos = cos - self.margin * F.one_hot(target[keep], len(table))
                 total = total + F.cross_entropy(self.scale * cos, target[keep])
         return total
+
+
+class TokenHead(nn.Module):
+    """Training-only multi-label classifier of the SAM image tokens (shapes and colours in the cell)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, TOKEN_LABELS)
+
+    def loss(self, seg_tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        side = int(round(seg_tokens.shape[1] ** 0.5))  # row-major side x side grid over the canvas
+        cover = F.adaptive_avg_pool2d(labels, side).flatten(2).transpose(1, 2)  # [B, side², labels]
+        return F.binary_cross_entropy_with_logits(self.linear(seg_tokens), (cover >= TOKEN_COVER).float())
 
 
 def mask2former_loss(num_points: int) -> Mask2FormerLoss:
@@ -79,7 +99,7 @@ def _selection_loss(logits: torch.Tensor, classes: list, indices, selectable: li
 
 
 def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, attr: AttributeHead,
-                   special: dict) -> dict[str, torch.Tensor]:
+                   token_head: TokenHead, special: dict) -> dict[str, torch.Tensor]:
     images = model.encode_images(batch.siglip, batch.sam)  # the inference model's own encoding, batched
 
     # language side: one right-padded batch (causal attention never sees the padding)
@@ -92,7 +112,8 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     length = max(e.shape[0] for e in embeds)
     x = torch.stack([F.pad(e, (0, 0, 0, length - e.shape[0])) for e in embeds])
     hidden = model.llm.model(inputs_embeds=x).last_hidden_state
-    losses = {"lm": _lm_loss(model, hidden, batch.samples, expanded)}
+    losses = _lm_losses(model, hidden, batch.samples, expanded)
+    losses["tokens"] = token_head.loss(images.seg_tokens, batch.labels)
 
     proj = model.llm_projector(hidden)
     seg_batch, conds_all, cats, cols = [], [], [], []
@@ -113,14 +134,17 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     return losses
 
 
-def _lm_loss(model, hidden, samples, expanded) -> torch.Tensor:
-    rows, targets = [], []
+def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
+    """`lm`: the token mean over every answer; `chat`: the token mean over chat answers (0 without)."""
+    rows, targets, chat = [], [], []
     for b, (s, ids) in enumerate(zip(samples, expanded)):
         start = len(ids) - (len(s.ids) - s.n_prompt)  # first answer position in the expanded sequence
         rows.append(hidden[b, start - 1 : len(ids) - 1])
         targets.append(torch.tensor(ids[start:], device=hidden.device))
-    logits = model.llm.lm_head(torch.cat(rows))
-    return F.cross_entropy(logits, torch.cat(targets))
+        chat += [s.task == "chat"] * (len(ids) - start)
+    per_token = F.cross_entropy(model.llm.lm_head(torch.cat(rows)), torch.cat(targets), reduction="none")
+    chat = torch.tensor(chat, device=hidden.device)
+    return {"lm": per_token.mean(), "chat": per_token[chat].mean() if chat.any() else per_token.new_zeros(())}
 
 
 def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> dict[str, torch.Tensor]:

@@ -1,8 +1,10 @@
 """Training samples: shapes-world scenes and requests, prompted exactly as at inference, with their targets.
 
 Scenes are generated on the fly (step k always sees the same scenes, so a resumed run continues the
-same data stream); each scene serves several tasks per batch, so the image encoders run once for
-them. Every task is mixed in every batch, drawn by `TASK_WEIGHTS` (keys: `shapes.task_key`).
+same data stream), `LOOK_SHARE` of them in a random look (`shapes.looks`); each scene serves several
+tasks per batch, so the image encoders run once for them. Every task is mixed in every batch, drawn
+by `TASK_WEIGHTS` (keys: `shapes.task_key`); a scene drawn for chat gets a whole `shapes.chat_set`
+(questions alike in form, unlike in answer), which is what makes an answer depend on the object named.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ TASK_WEIGHTS = {
     "chat": 1.5, "refseg": 2.0, "reaseg": 1.5, "genseg/panoptic": 2.0, "genseg/semantic": 0.5,
     "genseg/instance": 0.5, "gcgseg": 1.5, "intseg": 1.5, "vgdseg": 1.5,
 }
+LOOK_SHARE = 0.5
+CHAT_SET = 3  # chat questions on a scene drawn for chat
+TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
 
 
 @dataclass
@@ -123,12 +128,24 @@ class Batch:
     siglip: torch.Tensor  # [B_img, 3, s, s]
     sam: torch.Tensor  # [B_img, 3, S, S]
     samples: list
+    labels: torch.Tensor  # [B_img, TOKEN_LABELS, S, S]: `canvas_labels` of each scene
 
     def to(self, device) -> "Batch":
         for s in self.samples:
             s.regions = [r.to(device) for r in s.regions]
             s.masks = [m.to(device) for m in s.masks]
-        return Batch(self.siglip.to(device), self.sam.to(device), self.samples)
+        return Batch(self.siglip.to(device), self.sam.to(device), self.samples, self.labels.to(device))
+
+
+def canvas_labels(scene: shapes.Scene, scaled, longest: int) -> torch.Tensor:
+    """[TOKEN_LABELS, S, S] 0/1 on the SAM canvas: channel k < 6 where shape k is painted, 6 + c
+    where colour c is (the targets of the training-only token-label loss)."""
+    out = torch.zeros(TOKEN_LABELS, longest, longest)
+    for t in scene.objects:
+        m = sam_mask(t.mask, scaled, longest).float()
+        for channel in (shapes.SHAPES.index(t.shape), len(shapes.SHAPES) + COLOURS.index(t.colour)):
+            out[channel] = torch.maximum(out[channel], m)
+    return out
 
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
@@ -137,18 +154,20 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
-    sig, sam, samples = [], [], []
+    sig, sam, samples, labels = [], [], [], []
     task_weights = task_weights or TASK_WEIGHTS
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
-        scene = shapes.generate_scene(rng)
-        requests = {shapes.task_key(r): r for r in shapes.make_tasks(scene, rng)}
+        scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE))
+        requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng)}
+        requests["chat"] = shapes.chat_set(scene, rng, CHAT_SET)
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         sam.append(pixels)
+        labels.append(canvas_labels(scene, scaled, longest))
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
-            samples.append(make_sample(scene, requests[keys[i]], k, scaled, longest, tokenizer, template, rng))
-    return Batch(torch.cat(sig), torch.cat(sam), samples)
+            samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in requests[keys[i]]]
+    return Batch(torch.cat(sig), torch.cat(sam), samples, torch.stack(labels))

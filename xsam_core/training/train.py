@@ -1,11 +1,12 @@
 """Train the embedded X-SAM on the shapes world: X-SAM's unified co-training on a laptop.
 
     python -m xsam_core train --out runs/tiny --minutes 90            # start, or resume the same run
+    python -m xsam_core train --out runs/more --init checkpoints/xsam-tiny-shapes   # warm start
     python -m xsam_core train --out runs/tiny --export checkpoints/xsam-tiny-shapes
 
 One model, every task mixed in every batch (chat, referring, reasoning, generic panoptic /
 semantic / instance, grounded caption, interactive, visual-grounded): the batches are
-`samples.make_batch`'s, the losses `losses.compute_losses`' (X-SAM's, plus two training-only terms);
+`samples.make_batch`'s, the losses `losses.compute_losses`' (X-SAM's, a chat term, and training-only terms);
 this module is the loop around them (resumable runs, learning-rate schedule, held-out evaluation,
 export).
 """
@@ -27,19 +28,30 @@ from ..modeling import embedded
 from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel
-from .losses import LOSS_WEIGHTS, AttributeHead, compute_losses, mask2former_loss
+from .losses import LOSS_WEIGHTS, AttributeHead, TokenHead, compute_losses, mask2former_loss
 from .samples import TASK_WEIGHTS, make_batch
 
 
-def new_run(out: Path, seed: int) -> tuple[XSamModel, object]:
-    tokenizer = embedded.build_tokenizer(embedded.corpus())
-    special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<SEG>", "<p>", "</p>")}
-    cfg = embedded.embedded_config(len(tokenizer), special)
+HEAD_LR_SCALE = 10.0
+
+
+def new_run(out: Path, seed: int, init: str | None = None) -> tuple[XSamModel, object]:
+    """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`)."""
     torch.manual_seed(seed)
-    model = XSamModel(cfg)
+    if init:
+        from ..inference.predictor import Predictor
+
+        start = Predictor.load(init, device="cpu", dtype="float32")
+        model, tokenizer, cfg = start.model, start.tokenizer, start.model.config
+    else:
+        tokenizer = embedded.build_tokenizer(embedded.corpus())
+        special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<SEG>", "<p>", "</p>")}
+        cfg = embedded.embedded_config(len(tokenizer), special)
+        model = XSamModel(cfg)
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     cfg.save(out / "config.json")
+    (out / "init.txt").write_text(f"{init or 'scratch'}\n")
     return model, tokenizer
 
 
@@ -61,18 +73,25 @@ def train(args) -> None:
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
-        model, tokenizer = new_run(out, args.seed)
+        model, tokenizer = new_run(out, args.seed, args.init)
     special = model.config.special_token_ids
     attr = AttributeHead(model.config.mask_dim)
+    token_head = TokenHead(model.config.llm_hidden)
     model.to(args.device)
     attr.to(args.device)
-    params = list(model.parameters()) + list(attr.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
+    token_head.to(args.device)
+    heads = [*attr.parameters(), *token_head.parameters()]
+    params = [*model.parameters(), *heads]
+    # The training-only heads start from scratch even in a warm start: a faster rate lets them catch
+    # up with the model before their gradients push it around.
+    opt = torch.optim.AdamW([{"params": list(model.parameters()), "scale": 1.0},
+                             {"params": heads, "scale": HEAD_LR_SCALE}], lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
     if state_file.exists():
         state = torch.load(state_file, weights_only=False, map_location=args.device)
         model.load_state_dict(state["model"])
         attr.load_state_dict(state["attr"])
+        token_head.load_state_dict(state["tokens"])
         opt.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {out} at step {step} ({elapsed / 60:.1f} training min)", file=sys.stderr)
@@ -91,8 +110,8 @@ def train(args) -> None:
                            args.weights).to(args.device)
         progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
-            group["lr"] = args.lr * schedule(step, progress, args.warmup)
-        losses = compute_losses(model, batch, criterion, attr, special)
+            group["lr"] = args.lr * group["scale"] * schedule(step, progress, args.warmup)
+        losses = compute_losses(model, batch, criterion, attr, token_head, special)
         total = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -107,18 +126,18 @@ def train(args) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{total.item():.2f}", lm=f"{losses['lm'].item():.2f}", min=f"{elapsed / 60:.1f}")
         if time.perf_counter() - last_save > args.save_minutes * 60:
-            _save(state_file, model, attr, opt, step, elapsed)
+            _save(state_file, model, attr, token_head, opt, step, elapsed)
             last_save = time.perf_counter()
         if args.eval_every and step % args.eval_every == 0:
             _eval(model, tokenizer, out, args, step, log)
-    _save(state_file, model, attr, opt, step, elapsed)
+    _save(state_file, model, attr, token_head, opt, step, elapsed)
     log.close()
 
 
-def _save(path: Path, model, attr, opt, step: int, elapsed: float) -> None:
+def _save(path: Path, model, attr, token_head, opt, step: int, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "attr": attr.state_dict(), "optimizer": opt.state_dict(),
-                "step": step, "elapsed": elapsed}, tmp)
+    torch.save({"model": model.state_dict(), "attr": attr.state_dict(), "tokens": token_head.state_dict(),
+                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, tmp)
     tmp.replace(path)  # atomic: an interrupted save never corrupts the last state
 
 
@@ -164,6 +183,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="xsam train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run folder (state, log, tokenizer); an existing one resumes")
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
+    ap.add_argument("--init", help="start a new run from this model folder's weights (warm start; "
+                                   "ignored when the run folder resumes)")
     ap.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
     ap.add_argument("--minutes", type=float, default=90.0,
                     help="stop after this much training time; the learning rate decays over whichever "
