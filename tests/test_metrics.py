@@ -261,3 +261,25 @@ def test_format_table():
         "panoptic       -       -  2  0.6167       -",
         "gcg            -       -  -       -     nan",
     ]
+
+
+def test_exact_match_per_kind():
+    m = ExactMatch()
+    m.add("two", "two", "count")
+    m.add("red", "blue", "colour")
+    m.add("yes", "yes", "exists")
+    m.add("no", "yes", "exists")
+    assert m.result() == {"accuracy": 0.5, "n": 4, "accuracy_colour": 0.0, "accuracy_count": 1.0,
+                          "accuracy_exists": 0.5}
+
+
+def test_gcg_object_phrases_scored_apart_from_stuff():
+    s = (8, 8)
+    star, wall = box(s, (0, 4), (0, 4)), box(s, (4, 8), (0, 8))
+    m = GCGMetrics()
+    # the wall is named and segmented right; the star is segmented right but called a circle
+    m.add([("a small red star", star), ("the wall", wall)], [("a small red circle", star), ("the wall", wall)],
+          "", "", is_thing=[True, False])
+    r = m.result()
+    assert r["recall"] == 0.5 and r["object_recall"] == 0.0
+    assert r["object_miou"] == 1.0  # the only unmatched text pairs by IoU

@@ -82,7 +82,7 @@ class Evaluator:
         shape = pred.image_size
         m = self.metrics[key]
         if output == TEXT:
-            m.add(pred.text, request["answer"])
+            m.add(pred.text, request["answer"], shapes.chat_kind(request["text"]))
         elif output == ONE_MASK:
             # the official output, also when "not there" hides it: the metric is the official one
             m.add(union([s.mask for s in pred.official_segments], shape), self.targets_mask(request["targets"], shape))
@@ -90,7 +90,8 @@ class Evaluator:
             m.add([(s.mask, s.score) for s in pred.segments], [self.mask(i) for i in request["targets"]])
         elif output == PHRASE_MASKS:
             gt = [(p["text"], self.targets_mask(p["targets"], shape)) for p in request["phrases"]]
-            m.add(gt, [(s.label, s.mask) for s in pred.segments], _plain_caption(pred.text), request["caption"])
+            things = [self._is_thing(p["targets"][0]) for p in request["phrases"]]
+            m.add(gt, [(s.label, s.mask) for s in pred.segments], _plain_caption(pred.text), request["caption"], things)
         elif mode == "panoptic":
             m.add(self._pred_segments(pred), [(self.mask(i), self.anns[i]["category_id"]) for i in request["targets"]])
         elif mode == "semantic":
@@ -98,6 +99,10 @@ class Evaluator:
         else:
             gt = [(self.mask(i), self.anns[i]["category_id"]) for i in request["targets"]]
             m.add(request["id"], self._pred_segments(pred, with_score=True), gt)
+
+    def _is_thing(self, ann_id: int) -> bool:
+        category = self.anns[ann_id]["category_id"]
+        return any(c["isthing"] for c in self.categories if c["id"] == category)
 
     def _category(self, label: str) -> int:
         return self.cat_by_name.get(label.strip().lower(), 0)

@@ -339,7 +339,9 @@ class GCGMetrics:
     unmatched). ``recall``: fraction of GT phrases whose match has IoU >= 0.5 and equal
     text (as in GLaMM). ``caption_recall``: fraction of GT phrase texts that occur (as
     whole words) in the predicted caption. ``caption_f1``: mean bag-of-words F1 between
-    predicted and GT caption (SQuAD-style).
+    predicted and GT caption (SQuAD-style). When ``add`` is told which GT phrases name things
+    (``is_thing``), ``object_miou`` and ``object_recall`` are the same over those phrases alone: a
+    caption that gets the wall and floor right but misnames the shapes scores low there.
     """
 
     def __init__(self):
@@ -347,9 +349,10 @@ class GCGMetrics:
         self._hits: list[bool] = []
         self._in_caption: list[bool] = []
         self._f1: list[float] = []
+        self._is_thing: list[bool] = []
 
     def add(self, gt_phrases: list, pred_phrases: list, pred_caption: str,
-            gt_caption: str) -> None:
+            gt_caption: str, is_thing: list[bool] | None = None) -> None:
         gt_texts = [normalize_phrase(t) for t, _ in gt_phrases]
         pred_texts = [normalize_phrase(t) for t, _ in pred_phrases]
         ious = np.array([[iou(g, p) for _, p in pred_phrases] for _, g in gt_phrases])
@@ -365,15 +368,21 @@ class GCGMetrics:
             hits[rows] = same[rows, cols] & (ious[rows, cols] >= 0.5)
         self._ious.extend(matched.tolist())
         self._hits.extend(hits.tolist())
+        self._is_thing.extend(is_thing if is_thing is not None else [False] * len(gt_phrases))
 
         caption = f" {normalize_phrase(pred_caption)} "
         self._in_caption.extend(f" {t} " in caption for t in gt_texts)
         self._f1.append(_token_f1(normalize_phrase(pred_caption), normalize_phrase(gt_caption)))
 
     def result(self) -> dict:
-        return {"phrase_miou": _mean(self._ious), "recall": _mean(self._hits),
-                "caption_recall": _mean(self._in_caption), "caption_f1": _mean(self._f1),
-                "n": len(self._f1), "n_phrases": len(self._ious)}
+        out = {"phrase_miou": _mean(self._ious), "recall": _mean(self._hits),
+               "caption_recall": _mean(self._in_caption), "caption_f1": _mean(self._f1),
+               "n": len(self._f1), "n_phrases": len(self._ious)}
+        things = np.array(self._is_thing, bool)
+        if things.any():
+            out["object_miou"] = _mean(np.array(self._ious)[things].tolist())
+            out["object_recall"] = _mean(np.array(self._hits)[things].tolist())
+        return out
 
 
 def _token_f1(pred: str, gt: str) -> float:
@@ -396,16 +405,22 @@ def normalize_answer(text: str) -> str:
 
 
 class ExactMatch:
-    """Exact-match accuracy of answers after ``normalize_answer``."""
+    """Exact-match accuracy of answers after ``normalize_answer``; with a ``kind`` per question (e.g.
+    count, colour), also ``accuracy_<kind>`` for each kind."""
 
     def __init__(self):
         self._hits: list[bool] = []
+        self._kinds: list[str | None] = []
 
-    def add(self, pred: str, gt: str) -> None:
+    def add(self, pred: str, gt: str, kind: str | None = None) -> None:
         self._hits.append(normalize_answer(pred) == normalize_answer(gt))
+        self._kinds.append(kind)
 
     def result(self) -> dict:
-        return {"accuracy": _mean(self._hits), "n": len(self._hits)}
+        out = {"accuracy": _mean(self._hits), "n": len(self._hits)}
+        for kind in sorted({k for k in self._kinds if k}):
+            out[f"accuracy_{kind}"] = _mean([h for h, k in zip(self._hits, self._kinds) if k == kind])
+        return out
 
 
 # --------------------------------------------------------------------------- reporting

@@ -26,6 +26,7 @@ from .requests import (
     PROMPT_KINDS,
     RELATIONS,
     SHAPE_RIDDLES,
+    chat_kind,
     chat_set,
     make_tasks,
     task_key,
@@ -54,7 +55,7 @@ __all__ = [
     "LOOKS", "random_look",
     # requests
     "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
-    "visual_prompt", "chat_set", "make_tasks", "task_key",
+    "visual_prompt", "chat_kind", "chat_set", "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
     "dataset_image", "annotation_mask", "main",

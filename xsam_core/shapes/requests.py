@@ -153,6 +153,14 @@ def _chat(scene: Scene, rng: np.random.Generator) -> dict:
                     answer="yes" if yes else "no")
 
 
+CHAT_KINDS = {"How many": "count", "What colour": "colour", "Is there": "exists"}
+
+
+def chat_kind(question: str) -> str | None:
+    """The kind of a shapes-world chat question (count, colour, exists), None for any other text."""
+    return next((kind for start, kind in CHAT_KINDS.items() if question.startswith(start)), None)
+
+
 def chat_set(scene: Scene, rng: np.random.Generator, n: int) -> list[dict]:
     """Up to n chat questions on one scene, alike in form but not in answer wherever the scene
     allows: "Is there" for a present and an absent shape, the colours of two unique shapes of

@@ -1,0 +1,96 @@
+"""Scene looks change how a scene is drawn, never what it holds; chat sets ask contrasting questions."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from xsam_core import shapes as S
+from xsam_core.shapes import looks
+
+N = 25
+EXACT_COLOURS = {"tones", "texture", "size", "aspect"}  # looks that paint things exactly in their colour
+
+
+def scenes(look):
+    return [S.generate_scene(np.random.default_rng([77, i]), look=look) for i in range(N)]
+
+
+@pytest.mark.parametrize("look", S.LOOKS)
+def test_content_follows_the_rules_in_every_look(look):
+    for scene in scenes(look):
+        h, w = scene.image.shape[:2]
+        masks = [t.mask for t in scene.objects] + list(scene.stuff.values())
+        assert (np.sum(masks, axis=0) == 1).all()  # things and stuff still tile the image
+        above = np.zeros((h, w), bool)
+        for t in reversed(scene.objects):
+            amodal = S.draw_shape(t.shape, t.center, t.radius, t.angle, (h, w))
+            assert (t.mask == (amodal & ~above)).all()
+            assert t.area >= max(0.5 * t.full_area, S.MIN_PIXELS)
+            above |= amodal
+            low, high = S.SIZES[t.size]
+            assert low <= 2 * t.radius / min(h, w) <= high
+            pixels = scene.image[t.mask].astype(float)
+            if look in EXACT_COLOURS:
+                assert (pixels == S.COLOURS[t.colour]).all()
+            elif look == "outline":  # its colour inside, a darker rim of it at the edge
+                rim = np.round(np.array(S.COLOURS[t.colour]) * 0.55)
+                inside = (pixels == S.COLOURS[t.colour]).all(-1)
+                assert (inside | (pixels == rim).all(-1)).all() and 0 < inside.sum() < len(pixels)
+            else:  # noise, blur and JPEG move pixels, but the thing still reads as its colour
+                median = np.median(pixels, 0)
+                nearest = min(S.COLOURS, key=lambda c: np.linalg.norm(median - S.COLOURS[c]))
+                assert nearest == t.colour, (look, t.colour, median)
+
+
+def test_sizes_and_aspects():
+    sides = [scene.image.shape[:2] for scene in scenes("size")]
+    assert all(96 <= s <= 640 for hw in sides for s in hw)
+    assert max(max(hw) for hw in sides) > 400 and min(min(hw) for hw in sides) < 128
+    for scene in scenes("aspect"):
+        h, w = scene.image.shape[:2]
+        assert 1.9 <= max(h, w) / min(h, w) <= 3.6
+
+
+def test_looks_differ_from_the_plain_renderer():
+    plain = scenes(None)
+    for look in ("tones", "texture", "noise", "blur", "jpeg", "outline"):
+        changed = sum((a.image != b.image).any() for a, b in zip(plain, scenes(look))
+                      if a.image.shape == b.image.shape)
+        assert changed > 0, look
+    wall_spread = [np.ptp(s.image[s.stuff["wall"]].mean(0)) for s in scenes("tones") if "wall" in s.stuff]
+    assert max(wall_spread) > 40  # tones go beyond the plain renderer's muted tints (<= 40)
+    with pytest.raises(ValueError, match="unknown look"):
+        S.generate_scene(np.random.default_rng(0), look="sepia")
+
+
+def test_random_look_share():
+    rng = np.random.default_rng(0)
+    drawn = Counter(S.random_look(rng, 0.5) for _ in range(2000))
+    assert 900 < drawn[None] < 1100 and set(drawn) == {None, *S.LOOKS}
+
+
+def test_chat_sets_contrast_their_answers():
+    pairs = Counter()
+    for i in range(200):
+        rng = np.random.default_rng([5, i])
+        scene = S.generate_scene(rng)
+        questions = S.chat_set(scene, rng, 3)
+        assert 1 <= len(questions) <= 3 and len({q["text"] for q in questions}) == len(questions)
+        counts = Counter(t.shape for t in scene.objects)
+        exists = {}
+        for q in questions:
+            text = q["text"]
+            if text.startswith("Is there a "):
+                exists[text] = q["answer"]
+                assert q["answer"] == ("yes" if counts[text[11:-1]] else "no")
+            elif text.startswith("What colour is the "):
+                shape = text[19:-1]
+                assert counts[shape] == 1
+                assert q["answer"] == next(t.colour for t in scene.objects if t.shape == shape)
+            else:
+                assert q["answer"] == S.NUMBER_WORDS[len(scene.objects)]
+        if len(exists) == 2:
+            pairs["exists"] += 1
+            assert sorted(exists.values()) == ["no", "yes"]  # one present, one absent shape
+    assert pairs["exists"] > 60
