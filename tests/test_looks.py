@@ -1,5 +1,6 @@
 """Scene looks change how a scene is drawn, never what it holds; chat sets ask contrasting questions."""
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -94,3 +95,17 @@ def test_chat_sets_contrast_their_answers():
             pairs["exists"] += 1
             assert sorted(exists.values()) == ["no", "yes"]  # one present, one absent shape
     assert pairs["exists"] > 60
+
+
+def test_robustness_command_scores_every_look(tmp_path, capsys):
+    from xsam_core.evaluation import robustness
+
+    out = tmp_path / "r.json"
+    assert robustness.main(["--n", "2", "--looks", "plain,blur", "--data", str(tmp_path), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[0] == "look" and printed[1].split()[0] == "plain" and printed[2].split()[0] == "blur"
+    scores = json.loads(out.read_text())["scores"]
+    assert set(scores) == {"plain", "blur"}
+    assert 0 <= scores["blur"]["refseg"] <= 1 and 0 <= scores["plain"]["chat"] <= 1
+    assert (tmp_path / "blur" / "annotations.json").exists()
+    assert json.loads((tmp_path / "blur" / "annotations.json").read_text())["info"]["look"] == "blur"

@@ -29,6 +29,7 @@ from .tasks.routing import AUTO, AUTO_TASK
 TOOLS = {
     "conformance": (".evaluation.conformance", "replay reference cases and compare every tensor"),
     "evaluate": (".evaluation.evaluate", "score a model on a shapes-world folder"),
+    "robustness": (".evaluation.robustness", "scores in every scene look (shapes.looks), side by side"),
     "absent": (".evaluation.absent", "how often absent objects are rejected and present ones kept"),
     "bench": (".evaluation.bench", "per-stage latency and peak memory, optimised vs the official pipeline"),
     "shapes": (".shapes.dataset", "generate shapes-world scenes and requests"),
