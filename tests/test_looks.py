@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from xsam_core import shapes as S
-from xsam_core.shapes import looks
 
 N = 25
 EXACT_COLOURS = {"tones", "texture", "size", "aspect"}  # looks that paint things exactly in their colour

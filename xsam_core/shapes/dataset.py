@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from ..masks import box_xywh, mask_box, mask_to_rle, rle_to_mask
-from .requests import make_tasks
 from .looks import LOOKS
+from .requests import make_tasks
 from .scenes import SHAPES, STUFF, Scene, generate_scene
 
 GENERATOR = "xsam_core.shapes"

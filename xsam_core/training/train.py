@@ -32,7 +32,6 @@ from ..modeling.model import XSamModel
 from .losses import LOSS_WEIGHTS, AttributeHead, TokenHead, compute_losses, mask2former_loss
 from .samples import TASK_WEIGHTS, make_batch
 
-
 HEAD_LR_SCALE = 10.0
 
 
