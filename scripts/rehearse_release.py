@@ -7,8 +7,8 @@
    the released Phi-3 X-SAM, tests/data/xsam-ref/xsam-phi3-full-keys.json, 4.62 B elements, bf16 as
    in the released file; `--size fixture`: the 438 tensors of tests/data/xsam-ref) as a
    `pytorch_model.bin` (torch.save's zip format), tensor by tensor: the file's skeleton is saved
-   with torch's `skip_data` from uninitialised tensors, then each tensor is generated on its own (seed, its
-   index) and written at its record's offset, so the writer holds one tensor at a time.
+   with torch's `skip_data` from uninitialised tensors, then each tensor is generated on its own
+   (seed, its index) and written at its record's offset, so the writer holds one tensor at a time.
    N(0, 0.02) for matrices, ones for the other weights, zeros for biases (as bench.phi3_random).
 2. Lays it out in a Hugging Face cache (`--cache DIR` is HF_HOME; the hub cache is DIR/hub) exactly
    as the README's `preload_from_hub` leaves it: models--hao9610--X-SAM/{blobs/<sha256>, refs/main,
@@ -195,7 +195,8 @@ def tokenizer_source(arg: str | None, size: str, scratch: Path) -> tuple[Path, s
 
     out = scratch / "stand-in-tokenizer"
     stand_in_tokenizer().save_pretrained(out)
-    return out, "stand-in (bench.stand_in_tokenizer: embedded tokenizer padded to 32,011 tokens), NOT the Phi-3 tokenizer"
+    return out, ("stand-in (bench.stand_in_tokenizer: embedded tokenizer padded to 32,011 tokens), "
+                 "NOT the Phi-3 tokenizer")
 
 
 def check_cache(hub_cache: Path, tok_files: list[str]) -> dict:
@@ -260,7 +261,7 @@ def serve_and_call(size: str, home: Path, port: int, extra: list[str], log: Path
     import httpx
     from gradio_client import Client, handle_file
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XSAM_", "GRADIO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSAM_") and k != "GRADIO_SERVER_PORT"}
     env.update(HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     cmd = app_command(size, port, extra)
     url = f"http://127.0.0.1:{port}/"
@@ -285,8 +286,15 @@ def serve_and_call(size: str, home: Path, port: int, extra: list[str], log: Path
         tasks = []
         for endpoint, image, text, prompts in requests():
             t = time.perf_counter()
-            _, answer, result = client.predict(handle_file(image), text, json.dumps(prompts), 0.5, "[]",
-                                               api_name=f"/{endpoint}")
+            try:
+                _, answer, result = client.predict(handle_file(image), text, json.dumps(prompts), 0.5, "[]",
+                                                   api_name=f"/{endpoint}")
+            except Exception as e:  # one failing task must not lose the others' figures
+                tasks.append({"endpoint": f"/{endpoint}", "ran_as": "ERROR", "image": Path(image).name, "text": text,
+                              "latency_s": round(time.perf_counter() - t, 2), "model_ms": 0, "masks": 0,
+                              "error": f"{type(e).__name__}: {e}"})
+                print(f"  {endpoint:8s} failed: {e}", flush=True)
+                continue
             seconds = time.perf_counter() - t
             timings = result.get("timings_ms", {})
             tasks.append({"endpoint": f"/{endpoint}", "ran_as": result["task"], "image": Path(image).name,
@@ -302,12 +310,11 @@ def serve_and_call(size: str, home: Path, port: int, extra: list[str], log: Path
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
-    lines = log.read_text().splitlines()
+    logged = [line for line in log.read_text().splitlines() if " INFO " in line or "Error" in line]
     return {"command": " ".join(["HF_HUB_OFFLINE=1", *cmd[:2], *(["<fixture launcher>"] if size != "full" else []),
                                  *cmd[-len(extra) - 4:]]),
             "load_s": round(load_s, 1), "rss_after_load_mb": after_load, "rss_at_end_mb": final,
-            "peak_rss_mb": final["VmHWM"], "tasks": tasks, "app_log": [l for l in lines if " INFO " in l or
-                                                                          "Error" in l][-20:]}
+            "peak_rss_mb": final["VmHWM"], "tasks": tasks, "app_log": logged[-20:]}
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -338,7 +345,8 @@ def main(argv=None) -> dict:
     p.add_argument("--port", type=int, default=7861)
     p.add_argument("--json", help="write the report here")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reuse", action="store_true", help="keep the weights of an earlier run in --cache (same size, seed)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the weights of an earlier run in --cache (same size and seed)")
     p.add_argument("--start-timeout", type=float, default=3600)
     p.add_argument("app_args", nargs="*", help="after --: more app.py options (e.g. -- --dtype float32 --device cuda)")
     args = p.parse_args(argv)
@@ -370,8 +378,9 @@ def main(argv=None) -> dict:
         src, source = tokenizer_source(args.tokenizer, args.size, Path(scratch))
         present = [f for f in wanted if (src / f).is_file()]
         publish(hub_cache, TOKENIZER_REPO, {f: src / f for f in present})
-    tokenizer = {"source": source, "dir": str(src), "cached": present, "missing": [f for f in wanted if f not in present],
-                 "not_in_preload_list": sorted(p.name for p in src.iterdir() if p.name not in wanted) if src.exists() else []}
+        tokenizer = {"source": source, "dir": str(src), "cached": present,
+                     "missing": [f for f in wanted if f not in present],
+                     "not_in_preload_list": sorted(f.name for f in src.iterdir() if f.name not in wanted)}
 
     print("checking the cache resolves offline ...", flush=True)
     resolved = check_cache(hub_cache, present)
