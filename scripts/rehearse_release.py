@@ -321,7 +321,7 @@ def serve_and_call(size: str, home: Path, port: int, extra: list[str], log: Path
 
 def table(report: dict) -> str:
     w, s = report["weights"], report["serve"]
-    lines = [f"size: {report['size']}   weights: {w['tensors']} tensors, {w['elements'] / 1e9:.3f} B elements, "
+    lines = [f"size: {report['size']}   weights: {w['tensors']} tensors, {w['elements']:,} elements, "
              f"{w['file_bytes'] / 2**30:.2f} GiB file, written in {w['write_s']} s, writer peak RSS "
              f"{w['writer_peak_rss_mb']:.0f} MB (before writing {w['writer_rss_before_mb']:.0f} MB)",
              f"tokenizer: {report['tokenizer']['source']}; in the cache: {', '.join(report['tokenizer']['cached'])}; "
