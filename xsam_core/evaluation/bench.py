@@ -75,7 +75,6 @@ def load(model: str):
 def phi3_random():
     """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
     from ..inference.predictor import build_model
-    from ..modeling import embedded
     from ..modeling.config import preset
 
     cfg = preset("xsam-phi3")
@@ -87,12 +86,20 @@ def phi3_random():
                 p.normal_(0, 0.02, generator=gen)
             else:
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
-    tok = embedded.build_tokenizer(embedded.corpus(200))
-    tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])  # ids of <SEG>, <p>, </p> as in Phi-3
     from ..modeling.checkpoint import add_xsam_tokens
 
-    add_xsam_tokens(tok)
-    return Predictor(model, tok, name="xsam-phi3 (random weights)")
+    return Predictor(model, add_xsam_tokens(stand_in_tokenizer()), name="xsam-phi3 (random weights)")
+
+
+def stand_in_tokenizer():
+    """A stand-in for the Phi-3 tokenizer (which cannot be downloaded here): the embedded model's
+    tokenizer padded with filler tokens to Phi-3's 32,011, so that X-SAM's <SEG>, <p>, </p> get
+    Phi-3's ids (32011-32013) and prompts have about the same length."""
+    from ..modeling import embedded
+
+    tok = embedded.build_tokenizer(embedded.corpus(200))
+    tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])
+    return tok
 
 
 class OfficialCosts(Predictor):
