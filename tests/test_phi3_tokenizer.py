@@ -181,3 +181,14 @@ def test_explicit_ids_as_written(as_written):
 def test_load_tokenizer_encodes_as_tokenizer_json(tok, as_written, name):
     text = _prompt(name)
     assert encode_prompt(tok, text) == encode_prompt(as_written, text)
+
+
+def test_bench_uses_the_stand_in(tmp_path, monkeypatch):
+    from xsam_core.evaluation import bench
+
+    assert bench.PHI3_TOKENIZER == FOLDER.resolve()
+    real = bench.phi3_tokenizer()
+    assert len(real) == 32014 and real.encode("Hello", add_special_tokens=False) == [15043]
+    assert [real.convert_tokens_to_ids(t) for t in XSAM] == list(XSAM.values())
+    monkeypatch.setattr(bench, "PHI3_TOKENIZER", tmp_path / "absent")  # an installed package: the old fillers
+    assert len(bench.phi3_tokenizer()) == 32011  # (its trained vocabulary already holds <SEG>, <p>, </p>)

@@ -75,7 +75,6 @@ def load(model: str):
 def phi3_random():
     """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
     from ..inference.predictor import build_model
-    from ..modeling import embedded
     from ..modeling.config import preset
 
     cfg = preset("xsam-phi3")
@@ -87,12 +86,25 @@ def phi3_random():
                 p.normal_(0, 0.02, generator=gen)
             else:
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
-    tok = embedded.build_tokenizer(embedded.corpus(200))
-    tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])  # ids of <SEG>, <p>, </p> as in Phi-3
-    from ..modeling.checkpoint import add_xsam_tokens
+    return Predictor(model, phi3_tokenizer(), name="xsam-phi3 (random weights)")
 
-    add_xsam_tokens(tok)
-    return Predictor(model, tok, name="xsam-phi3 (random weights)")
+
+# Llama-2's vocabulary + Phi-3's added tokens (scripts/build_phi3_tokenizer.py), where the repository is at hand
+PHI3_TOKENIZER = Path(__file__).resolve().parents[2] / "tests" / "data" / "phi3-tokenizer"
+
+
+def phi3_tokenizer():
+    """Phi-3's tokenizer as far as it can be had offline: the repository's stand-in folder (real Llama-2 ids,
+    so real prompt lengths and <SEG>, <p>, </p> at Phi-3's 32011-32013), else the earlier stand-in: a small
+    trained tokenizer padded with fillers to 32011 tokens (it has its own <SEG>, <p>, </p> at low ids)."""
+    from ..modeling import embedded
+    from ..modeling.checkpoint import add_xsam_tokens, load_tokenizer
+
+    if (PHI3_TOKENIZER / "tokenizer.json").exists():
+        return load_tokenizer(PHI3_TOKENIZER)
+    tok = embedded.build_tokenizer(embedded.corpus(200))
+    tok.add_tokens([f"<filler{i}>" for i in range(32011 - len(tok))])
+    return add_xsam_tokens(tok)
 
 
 class OfficialCosts(Predictor):
