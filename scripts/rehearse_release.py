@@ -188,10 +188,10 @@ def tokenizer_source(arg: str | None, size: str, scratch: Path) -> tuple[Path, s
         return Path(arg), f"given: {arg}"
     if size == "fixture":
         return REF / "tokenizer_base", "the fixture's tokenizer_base (tests/data/xsam-ref)"
-    real = ROOT / "tests" / "data" / "phi3-tokenizer"
-    if real.is_dir():
-        return real, "tests/data/phi3-tokenizer"
-    from xsam_core.evaluation.bench import stand_in_tokenizer
+    from xsam_core.evaluation.bench import PHI3_TOKENIZER, stand_in_tokenizer
+
+    if PHI3_TOKENIZER.is_dir():
+        return PHI3_TOKENIZER, "tests/data/phi3-tokenizer"
 
     out = scratch / "stand-in-tokenizer"
     stand_in_tokenizer().save_pretrained(out)

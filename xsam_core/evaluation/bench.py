@@ -86,15 +86,26 @@ def phi3_random():
                 p.normal_(0, 0.02, generator=gen)
             else:
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
-    from ..modeling.checkpoint import add_xsam_tokens
+    return Predictor(model, phi3_tokenizer(), name="xsam-phi3 (random weights)")
 
-    return Predictor(model, add_xsam_tokens(stand_in_tokenizer()), name="xsam-phi3 (random weights)")
+
+# Llama-2's vocabulary + Phi-3's added tokens (scripts/build_phi3_tokenizer.py), where the repository is at hand
+PHI3_TOKENIZER = Path(__file__).resolve().parents[2] / "tests" / "data" / "phi3-tokenizer"
+
+
+def phi3_tokenizer():
+    """Phi-3's tokenizer as far as it can be had offline: the repository's stand-in folder (real Llama-2 ids,
+    so real prompt lengths), else `stand_in_tokenizer`; X-SAM's <SEG>, <p>, </p> added."""
+    from ..modeling.checkpoint import add_xsam_tokens, load_tokenizer
+
+    if (PHI3_TOKENIZER / "tokenizer.json").exists():
+        return load_tokenizer(PHI3_TOKENIZER)
+    return add_xsam_tokens(stand_in_tokenizer())
 
 
 def stand_in_tokenizer():
-    """A stand-in for the Phi-3 tokenizer (which cannot be downloaded here): the embedded model's
-    tokenizer padded with filler tokens to Phi-3's 32,011, so that X-SAM's <SEG>, <p>, </p> get
-    Phi-3's ids (32011-32013) and prompts have about the same length."""
+    """The fallback stand-in for the Phi-3 tokenizer: the embedded model's tokenizer padded with filler
+    tokens to Phi-3's 32,011, so that X-SAM's <SEG>, <p>, </p> get Phi-3's ids (32011-32013)."""
     from ..modeling import embedded
 
     tok = embedded.build_tokenizer(embedded.corpus(200))
