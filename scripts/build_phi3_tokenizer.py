@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import io
 import json
 import re
 import struct

@@ -2,15 +2,12 @@
 Llama-2's vocabulary as the npm package llama-tokenizer-js 1.2.2 ships it): Llama-2 encodings, the ids
 X-SAM expects, and the chunk-wise encoding of every task's prompt.
 
-Two ways of loading the same folder are compared:
-* `load_tokenizer` (the project's: AutoTokenizer, then X-SAM's 3 tokens). Under transformers 5 the
-  folder's `tokenizer_class: LlamaTokenizer` makes it rebuild the pre-tokenizer itself (Metaspace,
-  prepend_scheme "first" because `legacy: false`) and ignore tokenizer.json's normalizer;
-* `_as_written`: the tokenizer.json as written (TokenizersBackend), which is how transformers 4.x's
-  LlamaTokenizerFast, and so the official X-SAM code, used Phi-3's tokenizer.json (legacy layout:
-  every piece of text between special tokens gets a "▁" prefix).
-They disagree on text that follows a special token inside a chunk (after <p>, </p>, <region>): those
-tasks are marked xfail (strict) until load_tokenizer honours tokenizer.json.
+`load_tokenizer` (the project's) must encode exactly as the tokenizer.json as written
+(`_as_written`, TokenizersBackend), which is how transformers 4.x's LlamaTokenizerFast, and so the
+official X-SAM code, used Phi-3's tokenizer.json (legacy layout: every piece of text between special
+tokens gets a "▁" prefix). Plain AutoTokenizer under transformers 5 does not: the folder's
+`tokenizer_class: LlamaTokenizer` makes it rebuild the pre-tokenizer (Metaspace, prepend_scheme
+"first") and drop that normalizer, which changed the prompt ids of six of the seven tasks.
 """
 
 from __future__ import annotations
@@ -57,8 +54,6 @@ TEXTS = {"chat": "What is in this picture?", "genseg": "ins: red box, blue ball;
          "ovseg": "red box, blue ball", "refseg": "The RED box on the left",
          "reaseg": "Which object would roll away if it were pushed?", "gcgseg": "Describe the image briefly."}
 REGIONS = {"intseg": 1, "vgdseg": 2}
-# tasks whose prompt has text right after a special token inside a chunk (where the two loaders differ)
-DIVERGE = {"genseg", "ovseg", "refseg", "reaseg", "intseg", "vgdseg"}
 
 # refseg, default choices (first template), written out and read against the vocabulary:
 # <|user|> (its rstrip eats "\n") <image> | ▁ <0x0A> Please ▁identify ▁and ▁segment ▁the ▁ <p> ▁the ▁red ▁box
@@ -94,23 +89,11 @@ def test_folder_is_small_and_complete():
     assert sum(p.stat().st_size for p in FOLDER.iterdir()) < 3 * 2**20
 
 
-LEADING_SPACE = pytest.mark.xfail(
-    strict=True, reason="transformers 5 LlamaTokenizer: Metaspace does not prepend '▁' to text that already starts "
-                        "with a space (SentencePiece and the legacy normalizer do), and its decoder then strips it")
-
-
-def _loaders(xfail_for=()):
-    return [pytest.param("as_written", n, id=f"as_written-{n}") for n in xfail_for[0]] + [
-        pytest.param("load_tokenizer", n, id=f"load_tokenizer-{n}", marks=[LEADING_SPACE] if n in xfail_for[1] else [])
-        for n in xfail_for[0]]
-
-
-@pytest.mark.parametrize("loader,text", _loaders((list(LLAMA2), {" grabbed", "           grabbed", " \n"})))
-def test_llama2_encodings(request, loader, text):
-    tokenizer = request.getfixturevalue("tok" if loader == "load_tokenizer" else loader)
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    assert [tokenizer.bos_token_id] + ids == LLAMA2[text]
-    assert tokenizer.decode(ids) == text
+@pytest.mark.parametrize("text", list(LLAMA2))
+def test_llama2_encodings(tok, text):
+    ids = tok.encode(text, add_special_tokens=False)
+    assert [tok.bos_token_id] + ids == LLAMA2[text]
+    assert tok.decode(ids) == text
 
 
 def test_vocabulary_and_ids(tok):
@@ -141,7 +124,8 @@ def test_ids_fit_the_full_size_checkpoint(tok):
 def test_chat_markers_swallow_the_newline(tok):
     assert tok.encode("<|user|>\n", add_special_tokens=False) == [32010]
     assert tok.encode("<|end|>\n<|assistant|>\n", add_special_tokens=False) == [32007, 32001]
-    assert tok.encode("Sure, <SEG>.<|end|>", add_special_tokens=False)[-3:] == [32011, 29889, 32007]
+    # text after a special token gets the legacy "▁" prefix: "." after <SEG> is "▁." (869), not "." (29889)
+    assert tok.encode("Sure, <SEG>.<|end|>", add_special_tokens=False)[-3:] == [32011, 869, 32007]
 
 
 def _check_structure(tokenizer, name):
@@ -163,9 +147,9 @@ def _check_structure(tokenizer, name):
     return ids
 
 
-@pytest.mark.parametrize("loader,name", _loaders((list(TASKS), {"refseg", "reaseg"})))  # " Please ..." after </p>
-def test_task_prompt_structure(request, loader, name):
-    _check_structure(request.getfixturevalue("tok" if loader == "load_tokenizer" else loader), name)
+@pytest.mark.parametrize("name", list(TASKS))
+def test_task_prompt_structure(tok, name):
+    _check_structure(tok, name)
 
 
 def test_explicit_ids_as_written(as_written):
@@ -173,11 +157,7 @@ def test_explicit_ids_as_written(as_written):
     assert encode_prompt(as_written, _prompt("intseg")) == INTSEG_IDS
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        strict=True, reason="transformers 5 LlamaTokenizer rebuilds Metaspace(prepend_scheme='first') and drops "
-                            "tokenizer.json's legacy Prepend normalizer: no '▁' after <p>, </p>, <region>"))
-    if n in DIVERGE else n for n in TASKS])
+@pytest.mark.parametrize("name", list(TASKS))
 def test_load_tokenizer_encodes_as_tokenizer_json(tok, as_written, name):
     text = _prompt(name)
     assert encode_prompt(tok, text) == encode_prompt(as_written, text)

@@ -158,9 +158,13 @@ def add_xsam_tokens(tokenizer):
 
 
 def load_tokenizer(path: str | Path):
-    from transformers import AutoTokenizer
+    """The tokenizer of a folder, with X-SAM's tokens. A tokenizer.json is used exactly as written, as
+    transformers 4 (the official code's) did: transformers 5 rebuilds a `LlamaTokenizer` (Phi-3's class
+    name) with its own pre-tokenizer, which changes the ids of every chunk after a special token."""
+    from transformers import AutoTokenizer, TokenizersBackend
 
-    return add_xsam_tokens(AutoTokenizer.from_pretrained(str(path)))
+    loader = TokenizersBackend if (Path(path) / "tokenizer.json").exists() else AutoTokenizer
+    return add_xsam_tokens(loader.from_pretrained(str(path)))
 
 
 # --- folders and hub ids --------------------------------------------------------------------------
