@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from xsam_core.evaluation.conformance import traced_predict  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
-from xsam_core.modeling.quantize import Int8Linear, decoder_linears, weight_bytes  # noqa: E402
+from xsam_core.modeling.quantize import Int8Linear, weight_bytes  # noqa: E402
 
 REF = ROOT / "tests" / "data" / "xsam-ref"
 CASE = REF / "cases" / "refseg"
@@ -57,7 +57,8 @@ def accuracy() -> dict:
         if m_a is not None and m_b is not None:
             union = (m_a | m_b).sum()
             iou = float((m_a & m_b).sum() / union) if union else 1.0
-        logits = {k: (ta[k].float(), tb[k].float()) for k in ta if "mask" in k and k in tb and ta[k].is_floating_point()}
+        logits = {k: (ta[k].float(), tb[k].float())
+                  for k in ta if "mask" in k and k in tb and ta[k].is_floating_point()}
         answers[dtype] = ga.text
         out[dtype] = {
             "int8_layers": sum(isinstance(m, Int8Linear) for m in q.model.llm.model.layers.modules()),
