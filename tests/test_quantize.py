@@ -8,7 +8,7 @@ from xsam_core.cli import QUANTIZE_MODES
 from xsam_core.evaluation.conformance import traced_predict
 from xsam_core.inference.predictor import Predictor
 from xsam_core.modeling import quantize
-from xsam_core.modeling.quantize import Int8Linear, QuantizeError, decoder_linears
+from xsam_core.modeling.quantize import CPU_MODES, Int8Linear, QuantizeError, decoder_linears
 
 
 def _traced(pred: Predictor, image):
@@ -24,10 +24,11 @@ def _layer_bytes(pred: Predictor) -> int:
 
 # int8-cpu quantises activations too (per call): ~3 % on this model's hidden states (scripts/int8_check.py)
 @pytest.mark.parametrize("mode, tolerance", [("8bit", 0.05), ("4bit", 0.25), ("int8-cpu", 0.06)])
-def test_quantized_llm_stays_close(ref_model, mode, tolerance):  # bitsandbytes: requirements-test.txt
+def test_quantized_llm_stays_close(ref_model, test_device, mode, tolerance):  # bitsandbytes: requirements-test.txt
     image = ref_model / "cases" / "refseg" / "image.png"
-    ref = Predictor.load(str(ref_model), dtype=torch.bfloat16, device="cpu")
-    quant = Predictor.load(str(ref_model), quantize=mode, device="cpu")
+    device = "cpu" if mode in CPU_MODES else test_device  # bitsandbytes: also on cuda (XSAM_TEST_DEVICE)
+    ref = Predictor.load(str(ref_model), dtype=torch.bfloat16, device=device)
+    quant = Predictor.load(str(ref_model), quantize=mode, device=device)
     assert quant.quantized == mode and ref.quantized is None
     assert quant.describe()["llm_weights"] == mode
     (out_a, a), (out_b, b) = _traced(ref, image), _traced(quant, image)
