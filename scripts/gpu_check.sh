@@ -7,7 +7,8 @@
 #
 # Needs torch with CUDA and `pip install -r requirements-test.txt` (bitsandbytes). --dry-run prints the
 # steps without running them (or needing a GPU). Each step has its own timeout, and the timeouts add up
-# to 480 s (import torch + CUDA start: up to ~20 s per step), so a stuck step cannot overrun the budget; a failed step is recorded and the next one runs.
+# to 480 s (each includes ~10-20 s of import torch + CUDA start), so a stuck step cannot overrun the
+# budget; a failed step is recorded and the next one runs.
 # Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
