@@ -1,7 +1,7 @@
 """Entry point (Spaces, Docker, local): options and environment → Predictor → page → launch.
 
     python app.py [--model M] [--tokenizer T] [--device D] [--dtype auto|float32|bfloat16|float16]
-                  [--quantize 8bit|4bit] [--port P] [--share]
+                  [--quantize 8bit|4bit|int8-cpu] [--port P] [--share]
                   [--log-dir DIR] [--concurrency N] [--mcp] [--replicas N [--replica-gpus G]]
 
 `--model` (or XSAM_MODEL): empty for the embedded model, a folder, a weights file or a hub id
@@ -20,6 +20,8 @@ import logging
 import os
 import signal
 
+from xsam_core.cli import QUANTIZE_MODES  # torch-free: the option's choices, where the CLI keeps them
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="X-SAM demo")
@@ -33,8 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weights and compute: auto = bf16 for the released model on CUDA, on CPUs with native bf16 "
                         "(AVX512-BF16 / AMX) and where float32 would not fit in half the memory; float32 "
                         "otherwise; env XSAM_DTYPE")
-    p.add_argument("--quantize", choices=["8bit", "4bit"], default=os.environ.get("XSAM_QUANTIZE") or None,
-                   help="LLM weights in 8 or 4 bits for small GPUs (needs bitsandbytes)")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default=os.environ.get("XSAM_QUANTIZE") or None,
+                   help="LLM weights: 8bit / 4bit for small GPUs (needs bitsandbytes), int8-cpu for CPUs "
+                        "(torch's int8 kernels); env XSAM_QUANTIZE")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     p.add_argument("--log-dir", default=os.environ.get("XSAM_LOG_DIR") or None,

@@ -1,5 +1,6 @@
 """Shared test fixtures: the reference fixture model (tiny, random weights) and its scene image."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,9 @@ from PIL import Image
 
 # A tiny X-SAM in the official layout, with reference outputs of the official code (tests/data/README.md).
 REF_MODEL = Path(__file__).resolve().parent / "data" / "xsam-ref"
+# Where the shared predictor (and the bitsandbytes tests) run: cpu, or XSAM_TEST_DEVICE=cuda on a GPU machine
+# (scripts/gpu_check.sh). Everything else stays on the CPU.
+TEST_DEVICE = os.environ.get("XSAM_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +27,16 @@ def ref_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_device() -> str:
+    return TEST_DEVICE
+
+
+@pytest.fixture(scope="session")
 def predictor(ref_model):
     """One Predictor on the reference fixture for the whole session (loading costs seconds)."""
     from xsam_core.inference.predictor import Predictor
 
-    return Predictor.load(str(ref_model), device="cpu")
+    return Predictor.load(str(ref_model), device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="session")

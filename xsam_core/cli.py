@@ -25,6 +25,9 @@ from .inference.visual_prompts import VisualPromptError, parse_prompts
 from .tasks import TASKS
 from .tasks.routing import AUTO, AUTO_TASK
 
+# modeling.quantize.MODES, spelt out: importing it imports torch (tests/test_quantize.py checks they agree)
+QUANTIZE_MODES = ["8bit", "4bit", "int8-cpu"]
+
 # name → (module with a `main(argv)`, one line of help); imported only when run (torch is slow to import)
 TOOLS = {
     "conformance": (".evaluation.conformance", "replay reference cases and compare every tensor"),
@@ -80,11 +83,12 @@ def cmd_predict(args) -> int:
     from .inference.processing import load_image
     from .inference.render import overlay
     from .modeling.checkpoint import CheckpointError
+    from .modeling.quantize import QuantizeError
 
     try:
         predictor = Predictor.load(args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                                    quantize=args.quantize)
-    except (CheckpointError, OSError) as e:
+    except (CheckpointError, OSError, QuantizeError) as e:
         print(f"error: cannot load the model: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="auto (default): bf16 on CUDA and on native-bf16 CPUs for the released model, else float32")
-    p.add_argument("--quantize", choices=["8bit", "4bit"], help="LLM weights in 8 or 4 bits (needs bitsandbytes)")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES,
+                   help="LLM weights: 8bit / 4bit (bitsandbytes, GPUs) or int8-cpu (torch's int8 CPU kernels)")
     p.add_argument("--out", type=Path, default=Path("xsam_out"), help="output folder (default: xsam_out)")
     p.set_defaults(func=cmd_predict)
 

@@ -1,6 +1,7 @@
 """Benchmark: per-stage latency and peak memory, optimised vs the official pipeline's choices.
 
     python -m xsam_core bench [--models embedded,phi3] [--repeats 3] [--json bench.json]
+                              [--device cuda] [--quantize 8bit|4bit|int8-cpu] [--scenarios cold,cached]
 
 For each model, three scenarios, each in a fresh worker process (so that its peak memory is its
 own), on the same image, request and machine:
@@ -42,6 +43,7 @@ from transformers import DynamicCache
 
 from ..inference.predictor import Predictor
 from ..inference.results import STAGES
+from ..modeling.quantize import MODES
 from ..tasks.common import to_canvas, to_original
 
 ANSWER = "Sure, it is <SEG>."
@@ -64,16 +66,17 @@ def scene_image(size=(640, 480)) -> np.ndarray:
     return shapes.generate_scene(rng, width=size[0], height=size[1]).image
 
 
-def load(model: str):
+def load(model: str, device: str | None = None, quantize: str | None = None):
     if model == "embedded":
-        return Predictor.load(None)
+        return Predictor.load(None, device=device, quantize=quantize)
     if model == "phi3":
-        return phi3_random()
+        return phi3_random(device, quantize)
     raise ValueError(model)
 
 
-def phi3_random():
-    """The released Phi-3 X-SAM architecture, random bf16 weights, with a stand-in tokenizer."""
+def phi3_random(device: str | None = None, quantize: str | None = None):
+    """The released Phi-3 X-SAM architecture, random bf16 weights, with `phi3_tokenizer`, on `device`
+    (default cpu), its LLM decoder optionally quantised (`quantize`, as `Predictor.load` does it)."""
     from ..inference.predictor import build_model
     from ..modeling.config import preset
 
@@ -86,7 +89,12 @@ def phi3_random():
                 p.normal_(0, 0.02, generator=gen)
             else:
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
-    return Predictor(model, phi3_tokenizer(), name="xsam-phi3 (random weights)")
+    device = device or "cpu"
+    if quantize:  # before .to(device): bitsandbytes quantises on the move
+        from ..modeling.quantize import quantize_llm
+
+        quantize_llm(model, quantize, torch.bfloat16, device)
+    return Predictor(model.to(device), phi3_tokenizer(), name="xsam-phi3 (random weights)")
 
 
 # Llama-2's vocabulary + Phi-3's added tokens (scripts/build_phi3_tokenizer.py), where the repository is at hand
@@ -144,10 +152,10 @@ class OfficialCosts(Predictor):
         to_original(upsampled[-1][0], *self._sizes)
 
 
-def worker(model: str, scenario: str, repeats: int) -> dict:
+def worker(model: str, scenario: str, repeats: int, device: str | None = None, quantize: str | None = None) -> dict:
     torch.manual_seed(0)
     before = _rss_mb()
-    pred = load(model)
+    pred = load(model, device, quantize)
     if scenario == "naive":
         pred = OfficialCosts(pred)
     loaded = _rss_mb()
@@ -165,7 +173,11 @@ def worker(model: str, scenario: str, repeats: int) -> dict:
         runs.append({"total": (time.perf_counter() - t) * 1000, **out.timings})
     stages = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in ["total", *STAGES]}
     peak = _peak_rss_mb()
-    return {"model": model, "scenario": scenario, "repeats": repeats, "ms": stages,
+    extra = {}
+    if pred.device.type == "cuda":  # the memory that matters there
+        extra["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(pred.device) / 2**20, 1)
+        extra["gpu"] = torch.cuda.get_device_name(pred.device)
+    return {"model": model, "scenario": scenario, "repeats": repeats, "ms": stages, "quantize": quantize, **extra,
             "peak_rss_mb": round(peak, 1), "weights_rss_mb": round(loaded - before, 1),
             "peak_above_loaded_mb": round(peak - loaded, 1), "device": str(pred.device),
             "dtype": str(pred.model.dtype).replace("torch.", ""), "threads": torch.get_num_threads()}
@@ -196,8 +208,10 @@ def load_scenario(folder: str) -> dict:
             "peak_over_weights": round(peak / weights_mb, 3), "dtype": str(pred.model.dtype).replace("torch.", "")}
 
 
-def run_worker(model: str, scenario: str, repeats: int) -> dict:
+def run_worker(model: str, scenario: str, repeats: int, device: str | None = None, quantize: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "xsam_core", "bench", "--worker", model, scenario, "--repeats", str(repeats)]
+    cmd += ["--device", device] if device else []
+    cmd += ["--quantize", quantize] if quantize else []
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
@@ -302,6 +316,9 @@ def main(argv=None) -> int:
                     help="first time refusing a 48-MP image and drawing a 12-MP overlay (timings the tests leave out)")
     ap.add_argument("--load", metavar="DIR", help="also the load scenario: the full-size Phi-3 (random bf16 "
                     "weights, written to DIR once, 9.3 GB) loaded in a fresh process: seconds and peak RSS")
+    ap.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available, as Predictor.load)")
+    ap.add_argument("--quantize", choices=MODES, help="LLM decoder weights (see xsam_core/modeling/quantize.py)")
+    ap.add_argument("--scenarios", default="naive,cold,cached", help="a subset of naive,cold,cached")
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "SCENARIO"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -309,7 +326,7 @@ def main(argv=None) -> int:
         if scenario in ("save", "load"):  # MODEL is the folder
             print(json.dumps(save_phi3(model) if scenario == "save" else load_scenario(model)))
         else:
-            print(json.dumps(worker(model, scenario, args.repeats)))
+            print(json.dumps(worker(model, scenario, args.repeats, args.device, args.quantize)))
         return 0
     if args.load:
         print("# phi3 save, load ...", file=sys.stderr, flush=True)
@@ -322,9 +339,9 @@ def main(argv=None) -> int:
     results = []
     for model in args.models.split(","):
         repeats = args.repeats if model == "embedded" else 1
-        for scenario in ("naive", "cold", "cached"):
+        for scenario in args.scenarios.split(","):
             print(f"# {model} {scenario} ...", file=sys.stderr, flush=True)
-            results.append(run_worker(model, scenario, repeats))
+            results.append(run_worker(model, scenario, repeats, args.device, args.quantize))
     print(table(results))
     summary = {"results": results, "ratios": ratios(results)}
     print(json.dumps(summary))

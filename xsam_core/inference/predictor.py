@@ -24,7 +24,7 @@ from ..modeling import embedded
 from ..modeling.checkpoint import load_tokenizer, load_weights, preset_for_state_dict, read_state_dict, resolve
 from ..modeling.config import IMAGE_TOKEN_INDEX, SPECIAL_TOKENS, XSamConfig, preset
 from ..modeling.model import XSamModel
-from ..modeling.quantize import quantize_llm
+from ..modeling.quantize import Int8Linear, check_mode, quantize_llm
 from ..tasks import check_request, get_task
 from ..tasks.common import Choices
 from ..tasks.routing import AUTO, route
@@ -92,8 +92,11 @@ class Predictor:
              **kw) -> "Predictor":
         """`model`: None (the embedded model), a folder, an official weights file, or a hub id.
         `dtype`: "auto" (None), "float32", "bfloat16", "float16" or a torch dtype (see `choose_dtype`).
-        `quantize`: "8bit" or "4bit" LLM weights (bitsandbytes); the rest stays bf16."""
+        `quantize`: "8bit" or "4bit" LLM weights (bitsandbytes), or "int8-cpu" (torch's int8 CPU kernels);
+        the rest stays bf16 unless `dtype` says otherwise."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if quantize:
+            check_mode(quantize, device)  # before reading gigabytes of weights
         files = resolve(str(model or EMBEDDED_MODEL), tokenizer)
         sd = read_state_dict(files["weights"])
         if quantize and dtype in (None, "auto"):
@@ -104,7 +107,7 @@ class Predictor:
         load_weights(xsam, sd, dtype)
         del sd
         if quantize:
-            quantize_llm(xsam, quantize, dtype)
+            quantize_llm(xsam, quantize, dtype, device)
         xsam.to(device)
         tok = load_tokenizer(files["tokenizer"])
         return cls(xsam, tok, name=cfg.name, **kw)
@@ -121,8 +124,11 @@ class Predictor:
 
     @property
     def quantized(self) -> str | None:
-        """"8bit" / "4bit" when the LLM's layers are bitsandbytes ones."""
-        names = {type(m).__name__ for m in self.model.llm.model.layers.modules()}
+        """"8bit" / "4bit" when the LLM's layers are bitsandbytes ones, "int8-cpu" when they are Int8Linear."""
+        layers = list(self.model.llm.model.layers.modules())
+        names = {type(m).__name__ for m in layers}
+        if any(isinstance(m, Int8Linear) for m in layers):
+            return "int8-cpu"
         return "8bit" if "Linear8bitLt" in names else "4bit" if "Linear4bit" in names else None
 
     # --- the image -------------------------------------------------------------------------------
