@@ -113,7 +113,7 @@ def train(args) -> None:
         for group in opt.param_groups:
             group["lr"] = args.lr * group["scale"] * schedule(step, progress, args.warmup)
         losses = compute_losses(model, batch, criterion, attr, token_head, special)
-        total = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items())
+        total = sum(args.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, args.clip)
@@ -183,14 +183,17 @@ def export(run: Path, dest: Path) -> None:
     print(f"exported step {state['step']} ({state['elapsed'] / 60:.1f} min) to {dest}")
 
 
-def _task_weights(text: str) -> dict:
-    weights = dict(TASK_WEIGHTS)
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        if key not in weights:
-            raise argparse.ArgumentTypeError(f"unknown task {key!r}; tasks: {', '.join(weights)}")
-        weights[key] = float(value)
-    return weights
+def _weights(defaults: dict, what: str):
+    """An argparse type: "key=value,..." over `defaults` (the keys not given keep their defaults)."""
+    def parse(text: str) -> dict:
+        weights = dict(defaults)
+        for item in filter(None, text.split(",")):
+            key, _, value = item.partition("=")
+            if key not in weights:
+                raise argparse.ArgumentTypeError(f"unknown {what} {key!r}; {what}s: {', '.join(weights)}")
+            weights[key] = float(value)
+        return weights
+    return parse
 
 
 def main(argv=None) -> int:
@@ -209,9 +212,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--points", type=int, default=1024, help="sampled points per mask for the mask losses")
-    ap.add_argument("--weights", type=_task_weights, default=dict(TASK_WEIGHTS),
+    ap.add_argument("--weights", type=_weights(TASK_WEIGHTS, "task"), default=dict(TASK_WEIGHTS),
                     help="task mix, e.g. chat=3,gcgseg=2 (the others keep their defaults: "
                          + ", ".join(f"{k}={v}" for k, v in TASK_WEIGHTS.items()) + ")")
+    ap.add_argument("--loss-weights", type=_weights(LOSS_WEIGHTS, "loss"), default=dict(LOSS_WEIGHTS),
+                    help="loss terms' weights, e.g. chat=4 (defaults: "
+                         + ", ".join(f"{k}={v}" for k, v in LOSS_WEIGHTS.items()) + ")")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (one per physical core)")
     ap.add_argument("--workers", type=int, default=1, help="processes building the next batches (0: inline)")
