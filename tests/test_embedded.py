@@ -24,8 +24,8 @@ THRESHOLDS = {  # task: (metric, minimum); measured on this set: see the model c
     "gcgseg": ("phrase_miou", 0.65),  # 0.695
     "chat": ("accuracy", 0.55),  # 0.625 (24 questions: one answer is 0.042)
 }
-CONTRAST_SCENES = 30
-CONTRAST_DIFFER, CONTRAST_BOTH_RIGHT = 0.0, 0.0  # set from the shipped checkpoint's measurement
+CONTRAST_SCENES = 30  # 45 pairs
+CONTRAST_DIFFER, CONTRAST_BOTH_RIGHT = 0.6, 0.5  # what a model that reads the question must reach
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +59,13 @@ def contrast_pairs(n_scenes: int, seed: int):
                 yield scene, pair
 
 
+@pytest.mark.xfail(strict=True, reason="known defect (issue 10): the shipped model answers both questions of a "
+                                       "pair alike (different answers in 0 of 45 pairs); an XPASS means it is fixed")
 def test_different_questions_on_one_image_get_different_answers():
     """On one image, "Is there a <present shape>?" against "<absent shape>", and "What colour is the
     <shape>?" for two shapes of different colours: a model that ignores the object named answers both
-    alike. Measured on these scenes: see the model card."""
+    alike. Measured on these scenes: shipped checkpoint 0 of 45 pairs answered differently (the
+    continuation run in the model card: 1 of 45)."""
     pred = Predictor.load(None)
     differ = right = total = 0
     for scene, pair in contrast_pairs(CONTRAST_SCENES, HELDOUT_SEED):
