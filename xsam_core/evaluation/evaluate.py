@@ -48,6 +48,7 @@ class Evaluator:
     def __init__(self, coco: dict):
         self.categories = coco["categories"]
         self.cat_by_name = {c["name"]: c["id"] for c in self.categories}
+        self.thing_ids = {c["id"] for c in self.categories if c["isthing"]}
         self.anns = {a["id"]: a for a in coco["annotations"]}
         self.metrics: dict[str, object] = {}  # shapes.task_key → accumulator
         self.order: dict[str, tuple] = {}  # shapes.task_key → its place in the report
@@ -101,8 +102,7 @@ class Evaluator:
             m.add(request["id"], self._pred_segments(pred, with_score=True), gt)
 
     def _is_thing(self, ann_id: int) -> bool:
-        category = self.anns[ann_id]["category_id"]
-        return any(c["isthing"] for c in self.categories if c["id"] == category)
+        return self.anns[ann_id]["category_id"] in self.thing_ids
 
     def _category(self, label: str) -> int:
         return self.cat_by_name.get(label.strip().lower(), 0)
