@@ -7,11 +7,15 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from PIL import Image
+
 from xsam_core import shapes
+from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.inference.predictor import Predictor
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.training import train
+from xsam_core.training.samples import CHAT_SET, COLOURS, canvas_labels, siglip_frame
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +48,50 @@ def test_batches_are_reproducible_and_well_formed(run):
         assert len(s.regions) == s.ids.count(-300)
 
 
+def test_token_labels_lie_on_their_objects_in_both_frames(run):
+    """The token-label targets sit where each object's colour is painted, in SAM's frame (image at the
+    top left) and in SigLIP's (image centred in its square), on a tall and a wide scene."""
+    _, model, _ = run
+    cfg = model.config
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        scene = shapes.generate_scene(rng, look="aspect")
+        pil = Image.fromarray(scene.image)
+        sam, scaled = sam_pixels(pil, cfg.sam_processor)
+        labels = canvas_labels(scene, scaled, cfg.sam_processor["longest_edge"])
+        sig = siglip_pixels(pil, dict(cfg.siglip_processor, size=labels.shape[-1]))
+        for pixels, frame, proc in ((sam, labels, cfg.sam_processor), (sig, siglip_frame(labels, scaled), cfg.siglip_processor)):
+            rgb = pixels[0] * torch.tensor(proc["std"])[:, None, None] + torch.tensor(proc["mean"])[:, None, None]
+            for thing in scene.objects:
+                where = frame[len(shapes.SHAPES) + COLOURS.index(thing.colour)] > 0
+                painted = (rgb[:, where].T * 255 - torch.tensor(shapes.COLOURS[thing.colour])).abs().mean()
+                assert painted < 40, (thing.colour, float(painted))
+
+
+def test_chat_every_scene_asks_each_scene_its_chat_set(run):
+    _, model, tokenizer = run
+    batch = train.make_batch(5, 0, 3, 3, model.config, tokenizer, chat_every_scene=True)
+    for image in range(3):
+        chat = [s for s in batch.samples if s.image == image and s.task == "chat"]
+        assert 2 <= len(chat) <= CHAT_SET and len({tuple(s.ids) for s in chat}) == len(chat)
+        assert len([s for s in batch.samples if s.image == image and s.task != "chat"]) == 3
+
+
+def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
+    _, model, _ = run
+    resized = train.resize_siglip(model, 128)
+    assert resized.config.vision["image_size"] == resized.config.siglip_processor["size"] == 128
+    key = "visual_encoder.embeddings.position_embedding.weight"
+    before, after = model.state_dict(), resized.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before if k != key)
+    old, new = before[key], after[key]  # [16, C] → [64, C]: a smooth resize keeps the grid's mean and range
+    assert new.shape == (64, old.shape[1])
+    assert torch.allclose(new.mean(0), old.mean(0), atol=0.05)
+    pixels = torch.zeros(1, 3, 128, 128)
+    assert resized.siglip_features(pixels).shape[1] == 64
+
+
 def test_a_few_steps_reduce_the_loss(run):
     _, model, tokenizer = run
     torch.manual_seed(0)
@@ -62,7 +110,7 @@ def test_a_few_steps_reduce_the_loss(run):
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"lm", "chat", "class", "mask", "dice", "select", "attr", "tokens"}
+    assert set(losses) == {"lm", "chat", "class", "mask", "dice", "select", "attr", "tokens", "vtokens"}
     assert totals[-1] < 0.7 * totals[0]
 
 

@@ -1,6 +1,6 @@
 """Issue 10, step 1 (model): does the shipped embedded model's chat answer read the object the question names?
 
-    python scripts/analysis/chat_model.py --scenes 40 --probe-scenes 300
+    python scripts/analysis/chat_model.py --scenes 40 --probe-scenes 300 [--model DIR]
 
 (a) question sensitivity: on one scene, "What colour is the X?" for every unique shape X and "Is there
     a X?" for all six shapes; the answer-token distribution across X (top-1 agreement, JS divergence),
@@ -33,11 +33,16 @@ from xsam_core.modeling.model import expand_ids  # noqa: E402
 from xsam_core.tasks import TASKS  # noqa: E402
 from xsam_core.tasks.common import Choices  # noqa: E402
 
-N_SIG, N_SAM = 16, 64
+N_SAM = 64
+
+
+def n_siglip(cfg) -> int:
+    return (cfg.vision["image_size"] // cfg.vision["patch_size"]) ** 2
 
 
 def coverage(scene, thing, cfg):
-    """Fraction of each image token's cell covered by the thing: SigLIP 4x4 and SAM 8x8 (row-major)."""
+    """Fraction of each image token's cell covered by the thing: SigLIP's grid (4x4 at 64 px) and SAM's
+    8x8 (row-major)."""
     img = Image.fromarray(thing.mask.astype(np.uint8) * 255)
     w, h = img.size
     side = max(w, h)
@@ -45,7 +50,7 @@ def coverage(scene, thing, cfg):
     canvas.paste(img, ((side - w) // 2, (side - h) // 2))
     s = cfg.siglip_processor["size"]
     sig = torch.from_numpy(np.asarray(canvas.resize((s, s), Image.BILINEAR)) / 255.0).float()
-    sig = F.avg_pool2d(sig[None, None], s // 4).flatten()
+    sig = F.avg_pool2d(sig[None, None], s // int(round(n_siglip(cfg) ** 0.5))).flatten()
     longest = cfg.sam_processor["longest_edge"]
     _, scaled = sam_pixels(Image.fromarray(scene.image), cfg.sam_processor)
     sm = sam_mask(thing.mask, scaled, longest).float()
@@ -54,11 +59,12 @@ def coverage(scene, thing, cfg):
 
 
 class Model:
-    def __init__(self):
-        self.pred = Predictor.load(None, device="cpu", dtype="float32", attn_implementation="eager")
+    def __init__(self, path=None):
+        self.pred = Predictor.load(path, device="cpu", dtype="float32", attn_implementation="eager")
         self.m, self.tok = self.pred.model, self.pred.tokenizer
         self.cfg = self.m.config
         self.template = self.cfg.template_strings
+        self.n_sig = n_siglip(self.cfg)
 
     def encode(self, scene):
         pil = Image.fromarray(scene.image)
@@ -75,14 +81,14 @@ class Model:
         return ids, expand_ids(ids, enc.image_tokens.shape[1]), logits, out.attentions
 
 
-def part_masks(expanded, word_pos):
+def part_masks(expanded, word_pos, n_sig):
     L = len(expanded)
     img = torch.tensor([i < 0 for i in expanded])
     first = int(img.nonzero()[0])
     sig = torch.zeros(L, dtype=torch.bool)
     sam = torch.zeros(L, dtype=torch.bool)
-    sig[first : first + N_SIG] = True
-    sam[first + N_SIG : first + N_SIG + N_SAM] = True
+    sig[first : first + n_sig] = True
+    sam[first + n_sig : first + n_sig + N_SAM] = True
     word = torch.zeros(L, dtype=torch.bool)
     word[word_pos] = True
     return first, sig, sam, word
@@ -120,7 +126,7 @@ def study(M: Model, n_scenes: int, seed: int):
             # (b) attention
             word_id = tok.convert_tokens_to_ids(t.shape)
             word_pos = max(i for i, v in enumerate(exp) if v == word_id)
-            first, sig, sam, word = part_masks(exp, word_pos)
+            first, sig, sam, word = part_masks(exp, word_pos, M.n_sig)
             other = ~(sig | sam | word)
             sig_cov, sam_cov = coverage(scene, t, M.cfg)
             others = [coverage(scene, o, M.cfg) for o in unique if o is not t]
@@ -263,13 +269,13 @@ def probe(M: Model, n_scenes: int, seed: int):
             scene = shapes.generate_scene(rng)
             enc = M.encode(scene)
             tokens = enc.image_tokens[0]  # [80, 256]: what the LLM receives
-            sig_t, sam_t = tokens[:N_SIG], tokens[N_SIG:]
+            sig_t, sam_t = tokens[:M.n_sig], tokens[M.n_sig:]
             q, _ = TASKS["chat"].prompt("How many shapes are there?", 0, Choices(0))
             ids = encode_prompt(M.tok, apply_template(q, M.template))
             exp = expand_ids(ids, tokens.shape[0])
             first = exp.index(next(i for i in exp if i < 0))
             hid = M.m.llm.model(inputs_embeds=M.m.embed(ids, enc)).last_hidden_state[0]
-            llm_sam = hid[first + N_SIG : first + N_SIG + N_SAM]
+            llm_sam = hid[first + M.n_sig : first + M.n_sig + N_SAM]
             for t in scene.objects:
                 sig_cov, sam_cov = coverage(scene, t, M.cfg)
                 rows.append(
@@ -325,10 +331,11 @@ def main():
     ap.add_argument("--scenes", type=int, default=40)
     ap.add_argument("--probe-scenes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--model", help="model folder (default: the embedded model)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    M = Model()
+    M = Model(args.model)
     with torch.no_grad():
         study(M, args.scenes, args.seed)
     probe(M, args.probe_scenes, args.seed + 1)

@@ -12,9 +12,9 @@ from-scratch LLM needs them):
 * attributes: each condition embedding is classified (cosine classifier with an additive margin)
   into the category and colour of what it refers to, so that names and phrases cannot collapse
   onto one embedding;
-* token labels: from each SAM image token the LLM reads, a linear head tells which shapes and
-  colours cover at least `TOKEN_COVER` of its cell, so those tokens carry what a shape is, not only
-  its colour (the measured gap behind "Is there a star?").
+* token labels: from each image token the LLM reads (SAM's, `tokens`, and SigLIP's, `vtokens`), a
+  linear head tells which shapes and colours cover at least `TOKEN_COVER` of its cell, so those
+  tokens carry what a shape is, not only its colour (the measured gap behind "Is there a star?").
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..modeling.segmentor import PixelFeatures
 from .samples import CATEGORIES, COLOURS, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "tokens": 1.0}
+                "tokens": 1.0, "vtokens": 1.0}
 TOKEN_COVER = 0.1
 
 
@@ -55,16 +55,18 @@ class AttributeHead(nn.Module):
 
 
 class TokenHead(nn.Module):
-    """Training-only multi-label classifier of the SAM image tokens (shapes and colours in the cell)."""
+    """Training-only multi-label classifier of image tokens (shapes and colours in the cell), one
+    linear read-out shared by SAM's and SigLIP's tokens: both sit in the LLM's input space, and one
+    direction per shape in both is what an answer has to look up."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.linear = nn.Linear(dim, TOKEN_LABELS)
 
-    def loss(self, seg_tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        side = int(round(seg_tokens.shape[1] ** 0.5))  # row-major side x side grid over the canvas
+    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        side = int(round(tokens.shape[1] ** 0.5))  # row-major side x side grid over the labels' frame
         cover = F.adaptive_avg_pool2d(labels, side).flatten(2).transpose(1, 2)  # [B, side², labels]
-        return F.binary_cross_entropy_with_logits(self.linear(seg_tokens), (cover >= TOKEN_COVER).float())
+        return F.binary_cross_entropy_with_logits(self.linear(tokens), (cover >= TOKEN_COVER).float())
 
 
 def mask2former_loss(num_points: int) -> Mask2FormerLoss:
@@ -114,6 +116,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = _lm_losses(model, hidden, batch.samples, expanded)
     losses["tokens"] = token_head.loss(images.seg_tokens, batch.labels)
+    losses["vtokens"] = token_head.loss(images.image_tokens[:, : -images.seg_tokens.shape[1]], batch.siglip_labels)
 
     proj = model.llm_projector(hidden)
     seg_batch, conds_all, cats, cols = [], [], [], []

@@ -129,12 +129,14 @@ class Batch:
     sam: torch.Tensor  # [B_img, 3, S, S]
     samples: list
     labels: torch.Tensor  # [B_img, TOKEN_LABELS, S, S]: `canvas_labels` of each scene
+    siglip_labels: torch.Tensor  # the same labels in SigLIP's frame (`siglip_frame`)
 
     def to(self, device) -> "Batch":
         for s in self.samples:
             s.regions = [r.to(device) for r in s.regions]
             s.masks = [m.to(device) for m in s.masks]
-        return Batch(self.siglip.to(device), self.sam.to(device), self.samples, self.labels.to(device))
+        return Batch(self.siglip.to(device), self.sam.to(device), self.samples, self.labels.to(device),
+                     self.siglip_labels.to(device))
 
 
 def canvas_labels(scene: shapes.Scene, scaled, longest: int) -> torch.Tensor:
@@ -148,26 +150,43 @@ def canvas_labels(scene: shapes.Scene, scaled, longest: int) -> torch.Tensor:
     return out
 
 
+def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
+    """SAM-canvas labels (image at the top left, zero padding) moved to SigLIP's frame, where the
+    image is centred in its square (`siglip_pixels`): the same square side, so a shift is enough."""
+    side = labels.shape[-1]
+    return torch.roll(labels, ((side - scaled[0]) // 2, (side - scaled[1]) // 2), dims=(-2, -1))
+
+
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
-               task_weights: dict | None = None) -> Batch:
-    """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights)."""
+               task_weights: dict | None = None, chat_every_scene: bool = False) -> Batch:
+    """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights).
+    With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other tasks (a chat
+    sample costs only the LLM's share of a step: the image is encoded once per scene)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
-    sig, sam, samples, labels = [], [], [], []
-    task_weights = task_weights or TASK_WEIGHTS
+    sig, sam, samples, labels, scaled_sizes = [], [], [], [], []
+    task_weights = dict(task_weights or TASK_WEIGHTS)
+    if chat_every_scene:
+        task_weights.pop("chat", None)
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
         scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE))
         requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng)}
-        requests["chat"] = shapes.chat_set(scene, rng, CHAT_SET)
+        chat = shapes.chat_set(scene, rng, CHAT_SET)
+        requests["chat"] = chat
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         sam.append(pixels)
+        scaled_sizes.append(scaled)
         labels.append(canvas_labels(scene, scaled, longest))
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
             samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in requests[keys[i]]]
-    return Batch(torch.cat(sig), torch.cat(sam), samples, torch.stack(labels))
+        if chat_every_scene:
+            samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in chat]
+    labels = torch.stack(labels)
+    return Batch(torch.cat(sig), torch.cat(sam), samples, labels,
+                 torch.stack([siglip_frame(lab, s) for lab, s in zip(labels, scaled_sizes)]))

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
 from .. import shapes
@@ -35,8 +36,10 @@ from .samples import TASK_WEIGHTS, make_batch
 HEAD_LR_SCALE = 10.0
 
 
-def new_run(out: Path, seed: int, init: str | None = None) -> tuple[XSamModel, object]:
-    """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`)."""
+def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None
+            ) -> tuple[XSamModel, object]:
+    """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
+    its SigLIP input resized to `siglip_size` if given."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -48,11 +51,29 @@ def new_run(out: Path, seed: int, init: str | None = None) -> tuple[XSamModel, o
         special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<SEG>", "<p>", "</p>")}
         cfg = embedded.embedded_config(len(tokenizer), special)
         model = XSamModel(cfg)
+    if siglip_size and siglip_size != cfg.vision["image_size"]:
+        model = resize_siglip(model, siglip_size)
+        cfg = model.config
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     cfg.save(out / "config.json")
     (out / "init.txt").write_text(f"{init or 'scratch'}\n")
     return model, tokenizer
+
+
+def resize_siglip(model: XSamModel, size: int) -> XSamModel:
+    """The same model with a SigLIP input of `size` px (same patch size, so more image tokens): every
+    weight carried over, the position embeddings resized bicubically over their grid."""
+    cfg = XSamConfig.from_dict({**model.config.to_dict(), "vision": {**model.config.vision, "image_size": size},
+                                "siglip_processor": {**model.config.siglip_processor, "size": size}})
+    resized = XSamModel(cfg)
+    state = model.state_dict()
+    key = "visual_encoder.embeddings.position_embedding.weight"
+    old, side = state[key], size // cfg.vision["patch_size"]
+    grid = old.T.reshape(1, old.shape[1], *(2 * [int(round(old.shape[0] ** 0.5))]))
+    state[key] = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)[0].flatten(1).T
+    resized.load_state_dict(state)
+    return resized
 
 
 def schedule(step: int, progress: float, warmup: int, floor: float = 0.1) -> float:
@@ -73,7 +94,7 @@ def train(args) -> None:
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
-        model, tokenizer = new_run(out, args.seed, args.init)
+        model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size)
     special = model.config.special_token_ids
     attr = AttributeHead(model.config.mask_dim)
     token_head = TokenHead(model.config.llm_hidden)
@@ -147,7 +168,8 @@ class StepBatches(IterableDataset):
     def __iter__(self):
         a = self.args
         for step in range(self.start, a.steps):
-            yield make_batch(step, a.seed, a.scenes, a.per_scene, self.cfg, self.tokenizer, a.weights)
+            yield make_batch(step, a.seed, a.scenes, a.per_scene, self.cfg, self.tokenizer, a.weights,
+                             a.chat_every_scene)
 
 
 def _save(path: Path, model, attr, token_head, opt, step: int, elapsed: float) -> None:
@@ -204,6 +226,10 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
     ap.add_argument("--init", help="start a new run from this model folder's weights (warm start; "
                                    "ignored when the run folder resumes)")
+    ap.add_argument("--siglip-size", type=int,
+                    help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
+    ap.add_argument("--chat-every-scene", action="store_true",
+                    help="every scene gets its chat set besides its other tasks (give it again on resume)")
     ap.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
     ap.add_argument("--minutes", type=float, default=90.0,
                     help="stop after this much training time; the learning rate decays over whichever "
