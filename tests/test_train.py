@@ -5,17 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from transformers import AutoTokenizer
 
-from PIL import Image
-
 from xsam_core import shapes
-from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.inference.predictor import Predictor
+from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.training import train
-from xsam_core.training.samples import CHAT_SET, COLOURS, canvas_labels, siglip_frame
+from xsam_core.training.losses import token_targets
+from xsam_core.training.samples import CHAT_SET, COLOURS, TOKEN_LABELS, canvas_labels, siglip_frame
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +60,27 @@ def test_token_labels_lie_on_their_objects_in_both_frames(run):
         sam, scaled = sam_pixels(pil, cfg.sam_processor)
         labels = canvas_labels(scene, scaled, cfg.sam_processor["longest_edge"])
         sig = siglip_pixels(pil, dict(cfg.siglip_processor, size=labels.shape[-1]))
-        for pixels, frame, proc in ((sam, labels, cfg.sam_processor), (sig, siglip_frame(labels, scaled), cfg.siglip_processor)):
+        frames = ((sam, labels, cfg.sam_processor), (sig, siglip_frame(labels, scaled), cfg.siglip_processor))
+        for pixels, frame, proc in frames:
             rgb = pixels[0] * torch.tensor(proc["std"])[:, None, None] + torch.tensor(proc["mean"])[:, None, None]
             for thing in scene.objects:
                 where = frame[len(shapes.SHAPES) + COLOURS.index(thing.colour)] > 0
                 painted = (rgb[:, where].T * 255 - torch.tensor(shapes.COLOURS[thing.colour])).abs().mean()
                 assert painted < 40, (thing.colour, float(painted))
+
+
+def test_token_targets_name_the_shape_and_colour_covering_most_of_a_cell():
+    labels = torch.zeros(1, TOKEN_LABELS, 16, 16)
+    star, ring = shapes.SHAPES.index("star"), shapes.SHAPES.index("ring")
+    red, blue = COLOURS.index("red"), COLOURS.index("blue")
+    labels[0, star, :8, :8] = labels[0, len(shapes.SHAPES) + red, :8, :8] = 1  # cell 0: all star, red
+    labels[0, ring, :8, 8:11] = labels[0, len(shapes.SHAPES) + blue, :8, 8:11] = 1  # cell 1: 3/8 ring
+    labels[0, star, 8:16, 8:10] = labels[0, len(shapes.SHAPES) + red, 8:16, 8:10] = 1  # cell 3: 1/4 star
+    labels[0, ring, 8:16, 10:15] = labels[0, len(shapes.SHAPES) + blue, 8:16, 10:15] = 1  # and 5/8 ring
+    shape, colour = token_targets(labels, 2)
+    none_shape, none_colour = len(shapes.SHAPES), len(COLOURS)
+    assert shape.tolist() == [[star, ring, none_shape, ring]]
+    assert colour.tolist() == [[red, blue, none_colour, blue]]
 
 
 def test_chat_every_scene_asks_each_scene_its_chat_set(run):
