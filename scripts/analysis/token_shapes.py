@@ -1,0 +1,67 @@
+"""Issue 10: do the image tokens the LLM reads know which shape they lie on? The run's own token head says.
+
+    python scripts/analysis/token_shapes.py runs/v4 [--batches 10] [--cover 0.1 0.6]
+
+Reads a run folder's `state.pt` (model and training-only token head), draws held-out batches (a seed
+training never uses) and prints, for SAM's and SigLIP's tokens, how often the head names the shape
+covering most of a token's cell, over cells whose shape covers at least each `--cover` share of them.
+Chance is 1/6 among the six shapes (the head may also answer "none").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+sys.path.insert(0, ".")
+from xsam_core import shapes  # noqa: E402
+from xsam_core.modeling.config import XSamConfig  # noqa: E402
+from xsam_core.modeling.model import XSamModel  # noqa: E402
+from xsam_core.training.losses import TokenHead, token_targets  # noqa: E402
+from xsam_core.training.samples import TASK_WEIGHTS, make_batch  # noqa: E402
+
+HELD_OUT_SEED = 99
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--batches", type=int, default=10)
+    ap.add_argument("--cover", type=float, nargs="+", default=[0.1, 0.6])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = XSamConfig.load(f"{args.run}/config.json")
+    model = XSamModel(cfg).eval()
+    state = torch.load(f"{args.run}/state.pt", weights_only=False, map_location="cpu")
+    model.load_state_dict(state["model"])
+    head = TokenHead(cfg.llm_hidden)
+    head.load_state_dict(state["tokens"])
+    tokenizer = AutoTokenizer.from_pretrained(f"{args.run}/tokenizer")
+    n = len(shapes.SHAPES)
+    hits = {(name, c): [0, 0] for name in ("SAM", "SigLIP") for c in args.cover}
+    with torch.no_grad():
+        for k in range(args.batches):
+            batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
+            enc = model.encode_images(batch.siglip, batch.sam)
+            n_sam = enc.seg_tokens.shape[1]
+            for name, tokens, labels in (("SAM", enc.seg_tokens, batch.labels),
+                                         ("SigLIP", enc.image_tokens[:, :-n_sam], batch.siglip_labels)):
+                side = int(round(tokens.shape[1] ** 0.5))
+                target, _ = token_targets(labels, side)
+                share = F.adaptive_avg_pool2d(labels[:, :n], side).flatten(2).max(1).values
+                named = head.linear(tokens)[..., : n + 1].argmax(-1)
+                for c in args.cover:
+                    cells = (target < n) & (share >= c)
+                    hits[name, c][0] += int((named[cells] == target[cells]).sum())
+                    hits[name, c][1] += int(cells.sum())
+    print(f"{args.run}: step {state['step']}, {args.batches} held-out batches of 4 scenes")
+    for (name, c), (right, total) in hits.items():
+        print(f"  {name:6s} cells >= {c:.0%} one shape: {right / max(total, 1):.3f} named right ({total} cells)")
+
+
+if __name__ == "__main__":
+    main()
