@@ -100,7 +100,7 @@ def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     before, after = model.state_dict(), resized.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before if k != key)
-    old, new = before[key], after[key]  # [16, C] → [64, C]: a smooth resize keeps the grid's mean and range
+    old, new = before[key], after[key]  # [16, C] → [64, C]: a smooth resize keeps the grid's mean
     assert new.shape == (64, old.shape[1])
     assert torch.allclose(new.mean(0), old.mean(0), atol=0.05)
     pixels = torch.zeros(1, 3, 128, 128)

@@ -14,14 +14,13 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.modeling.config import XSamConfig  # noqa: E402
 from xsam_core.modeling.model import XSamModel  # noqa: E402
-from xsam_core.training.losses import TokenHead, token_targets  # noqa: E402
+from xsam_core.training.losses import TokenHead, cell_cover, token_targets  # noqa: E402
 from xsam_core.training.samples import TASK_WEIGHTS, make_batch  # noqa: E402
 
 HELD_OUT_SEED = 99
@@ -47,13 +46,12 @@ def main() -> None:
         for k in range(args.batches):
             batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
             enc = model.encode_images(batch.siglip, batch.sam)
-            n_sam = enc.seg_tokens.shape[1]
             for name, tokens, labels in (("SAM", enc.seg_tokens, batch.labels),
-                                         ("SigLIP", enc.image_tokens[:, :-n_sam], batch.siglip_labels)):
+                                         ("SigLIP", enc.visual_tokens, batch.siglip_labels)):
                 side = int(round(tokens.shape[1] ** 0.5))
                 target, _ = token_targets(labels, side)
-                share = F.adaptive_avg_pool2d(labels[:, :n], side).flatten(2).max(1).values
-                named = head.linear(tokens)[..., : n + 1].argmax(-1)
+                share = cell_cover(labels, side)[0].max(-1).values
+                named = head.logits(tokens)[0].argmax(-1)
                 for c in args.cover:
                     cells = (target < n) & (share >= c)
                     hits[name, c][0] += int((named[cells] == target[cells]).sum())

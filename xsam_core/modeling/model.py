@@ -50,6 +50,11 @@ class ImageBatchEncoding:
     seg_tokens: torch.Tensor  # [B, (g/2)², H_llm]: the SAM part of image_tokens
     pixels: PixelFeatures  # pixel-decoder outputs, batch dim B
 
+    @property
+    def visual_tokens(self) -> torch.Tensor:
+        """[B, N_siglip, H_llm]: the SigLIP part of image_tokens."""
+        return self.image_tokens[:, : -self.seg_tokens.shape[1]]
+
     def image(self, i: int) -> ImageEncoding:
         """Views into the batch: gradients flow back to it."""
         side = int(round(self.seg_tokens.shape[1] ** 0.5))

@@ -67,20 +67,30 @@ class TokenHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(dim, TOKEN_LABELS + 2)  # shapes + none, colours + none
 
+    def logits(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N, shapes + 1] and [B, N, colours + 1]: the last class of each is "none"."""
+        shape, colour = self.linear(tokens).split([len(shapes.SHAPES) + 1, len(COLOURS) + 1], dim=-1)
+        return shape, colour
+
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         side = int(round(tokens.shape[1] ** 0.5))  # row-major side x side grid over the labels' frame
-        logits = self.linear(tokens).split([len(shapes.SHAPES) + 1, len(COLOURS) + 1], dim=-1)
         return sum(F.cross_entropy(head.flatten(0, 1), target.flatten())
-                   for head, target in zip(logits, token_targets(labels, side)))
+                   for head, target in zip(self.logits(tokens), token_targets(labels, side)))
+
+
+def cell_cover(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The share of each cell of a side x side grid over `canvas_labels` [B, TOKEN_LABELS, S, S] that
+    each shape, and each colour, covers: [B, side², shapes] and [B, side², colours]."""
+    cover = F.adaptive_avg_pool2d(labels, side).flatten(2).transpose(1, 2)  # [B, side², labels]
+    shape, colour = cover.split([len(shapes.SHAPES), len(COLOURS)], dim=-1)
+    return shape, colour
 
 
 def token_targets(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per cell of a side x side grid over `canvas_labels` [B, TOKEN_LABELS, S, S]: the index of the
-    shape, and of the colour, that covers most of it, or the count of them ("none") where none covers
-    `TOKEN_COVER` of it; two [B, side²] tensors."""
-    cover = F.adaptive_avg_pool2d(labels, side).flatten(2).transpose(1, 2)  # [B, side², labels]
+    """Per cell (`cell_cover`): the index of the shape, and of the colour, that covers most of it, or
+    the count of them ("none") where none covers `TOKEN_COVER` of it; two [B, side²] tensors."""
     out = []
-    for share in cover.split([len(shapes.SHAPES), len(COLOURS)], dim=-1):
+    for share in cell_cover(labels, side):
         most, best = share.max(-1)
         out.append(torch.where(most >= TOKEN_COVER, best, share.shape[-1]))
     return out[0], out[1]
@@ -133,7 +143,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = _lm_losses(model, hidden, batch.samples, expanded)
     losses["tokens"] = token_head.loss(images.seg_tokens, batch.labels)
-    losses["vtokens"] = token_head.loss(images.image_tokens[:, : -images.seg_tokens.shape[1]], batch.siglip_labels)
+    losses["vtokens"] = token_head.loss(images.visual_tokens, batch.siglip_labels)
 
     proj = model.llm_projector(hidden)
     seg_batch, conds_all, cats, cols = [], [], [], []

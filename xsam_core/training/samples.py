@@ -165,7 +165,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
-    sig, sam, samples, labels, scaled_sizes = [], [], [], [], []
+    sig, sam, samples, labels, siglip_labels = [], [], [], [], []
     task_weights = dict(task_weights or TASK_WEIGHTS)
     if chat_every_scene:
         task_weights.pop("chat", None)
@@ -173,20 +173,17 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     for k in range(scenes):
         scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE))
         requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng)}
-        chat = shapes.chat_set(scene, rng, CHAT_SET)
-        requests["chat"] = chat
+        requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         sam.append(pixels)
-        scaled_sizes.append(scaled)
         labels.append(canvas_labels(scene, scaled, longest))
+        siglip_labels.append(siglip_frame(labels[-1], scaled))
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
             samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in requests[keys[i]]]
         if chat_every_scene:
             samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in chat]
-    labels = torch.stack(labels)
-    return Batch(torch.cat(sig), torch.cat(sam), samples, labels,
-                 torch.stack([siglip_frame(lab, s) for lab, s in zip(labels, scaled_sizes)]))
+    return Batch(torch.cat(sig), torch.cat(sam), samples, torch.stack(labels), torch.stack(siglip_labels))
