@@ -153,3 +153,21 @@ def test_training_resumes_and_exports(tmp_path):
     ask = (scene, "chat", "How many shapes are there?")
     answer = pred.predict(*ask, max_new_tokens=4)
     assert answer.task == "chat" and answer.raw_text == run_pred.predict(*ask, max_new_tokens=4).raw_text
+
+
+def test_tokens_only_trains_the_image_side_alone(tmp_path):
+    """`--tokens-only` steps move SAM, SigLIP and their projectors, leave the LLM and the mask decoder
+    as they were, log only the token terms, and a joint run resumes from the same folder."""
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "2", "--scenes", "2", "--minutes", "5", "--tokens-only"]
+    assert train.main(args) == 0
+    before = train.new_run(tmp_path / "fresh", seed=0)[0].state_dict()  # the weights step 1 started from
+    after = torch.load(out / "state.pt", weights_only=False)["model"]
+    moved = {".".join(k.split(".")[:2 if k.startswith("segmentor.") else 1])
+             for k in after if not torch.equal(after[k], before[k])}
+    assert moved == {"visual_encoder", "visual_projector", "segmentor.encoder", "seg_projector"}, moved
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {k for k in rows[0] if k not in ("step", "min", "loss", "grad", "lr")} == {"tokens", "vtokens"}
+    assert train.main(args[:3] + ["3", "--scenes", "1", "--per-scene", "2", "--minutes", "5"]) == 0
+    assert "lm" in json.loads((out / "log.jsonl").read_text().splitlines()[-1])

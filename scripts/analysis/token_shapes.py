@@ -4,8 +4,10 @@
 
 Reads a run folder's `state.pt` (model and training-only token head), draws held-out batches (a seed
 training never uses) and prints, for SAM's and SigLIP's tokens, how often the head names the shape
-covering most of a token's cell, over cells whose shape covers at least each `--cover` share of them.
-Chance is 1/6 among the six shapes (the head may also answer "none").
+covering most of a token's cell, over cells whose shape covers at least each `--cover` share of them,
+then, over cells covered at least 10 %, by the shape's painted area in SAM's 128-px view (a small shape
+there is 15-23 px across) and by shape. Chance is 1/6 among the six shapes (the head may also answer
+"none").
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(f"{args.run}/tokenizer")
     n = len(shapes.SHAPES)
     hits = {(name, c): [0, 0] for name in ("SAM", "SigLIP") for c in args.cover}
+    by_area = {(name, a): [0, 0] for name in ("SAM", "SigLIP") for a in AREAS}
+    by_shape = {(name, s): [0, 0] for name in ("SAM", "SigLIP") for s in shapes.SHAPES}
     with torch.no_grad():
         for k in range(args.batches):
             batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
@@ -56,9 +60,29 @@ def main() -> None:
                     cells = (target < n) & (share >= c)
                     hits[name, c][0] += int((named[cells] == target[cells]).sum())
                     hits[name, c][1] += int(cells.sum())
+                cells = (target < n) & (share >= 0.1)
+                right = named == target
+                # pixels painted with the cell's shape (all objects of it) in SAM's view
+                area = batch.labels[:, :n].sum((-2, -1)).gather(1, target.clamp(max=n - 1))
+                for key, (lo, hi) in AREAS.items():
+                    _count(by_area[name, key], right, cells & (area >= lo) & (area < hi))
+                for i, shape in enumerate(shapes.SHAPES):
+                    _count(by_shape[name, shape], right, cells & (target == i))
     print(f"{args.run}: step {state['step']}, {args.batches} held-out batches of 4 scenes")
     for (name, c), (right, total) in hits.items():
         print(f"  {name:6s} cells >= {c:.0%} one shape: {right / max(total, 1):.3f} named right ({total} cells)")
+    for title, table in (("shape's area in SAM's view (px)", by_area), ("shape", by_shape)):
+        print(f"  cells >= 10 % one shape, by {title}:")
+        for (name, key), (right, total) in table.items():
+            print(f"    {name:6s} {key:>10s}: {right / max(total, 1):.3f} ({total} cells)")
+
+
+AREAS = {"< 300": (0, 300), "300-1000": (300, 1000), ">= 1000": (1000, 1 << 20)}
+
+
+def _count(tally: list, right: torch.Tensor, cells: torch.Tensor) -> None:
+    tally[0] += int(right[cells].sum())
+    tally[1] += int(cells.sum())
 
 
 if __name__ == "__main__":
