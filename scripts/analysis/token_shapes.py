@@ -50,20 +50,18 @@ def main() -> None:
         for k in range(args.batches):
             batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
             enc = model.encode_images(batch.siglip, batch.sam)
+            painted = batch.labels[:, :n].sum((-2, -1))  # [B, shapes]: pixels of each shape in SAM's view
             for name, tokens, labels in (("SAM", enc.seg_tokens, batch.labels),
                                          ("SigLIP", enc.visual_tokens, batch.siglip_labels)):
                 side = int(round(tokens.shape[1] ** 0.5))
                 target, _ = token_targets(labels, side)
                 share = cell_cover(labels, side)[0].max(-1).values
                 named = head.logits(tokens)[0].argmax(-1)
-                for c in args.cover:
-                    cells = (target < n) & (share >= c)
-                    hits[name, c][0] += int((named[cells] == target[cells]).sum())
-                    hits[name, c][1] += int(cells.sum())
-                cells = (target < n) & (share >= 0.1)
                 right = named == target
-                # pixels painted with the cell's shape (all objects of it) in SAM's view
-                area = batch.labels[:, :n].sum((-2, -1)).gather(1, target.clamp(max=n - 1))
+                for c in args.cover:
+                    _count(hits[name, c], right, (target < n) & (share >= c))
+                cells = target < n  # at least TOKEN_COVER (10 %) of the cell: token_targets' "none" otherwise
+                area = painted.gather(1, target.clamp(max=n - 1))  # of the cell's shape, all objects of it
                 for key, (lo, hi) in AREAS.items():
                     _count(by_area[name, key], right, cells & (area >= lo) & (area < hi))
                 for i, shape in enumerate(shapes.SHAPES):
