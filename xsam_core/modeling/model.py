@@ -48,7 +48,7 @@ class ImageBatchEncoding:
 
     image_tokens: torch.Tensor  # [B, N_siglip + N_sam, H_llm]
     seg_tokens: torch.Tensor  # [B, (g/2)², H_llm]: the SAM part of image_tokens
-    pixels: PixelFeatures  # pixel-decoder outputs, batch dim B
+    pixels: PixelFeatures | None  # pixel-decoder outputs, batch dim B (None: tokens only)
 
     @property
     def visual_tokens(self) -> torch.Tensor:
@@ -124,17 +124,21 @@ class XSamModel(nn.Module):
         return self.encode_images(siglip_pixels, sam_pixels, timer).image(0)
 
     def encode_images(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
-                      timer=lambda stage: nullcontext()) -> ImageBatchEncoding:
-        """`encode_image` of a batch of images ([B, 3, s, s] and [B, 3, S, S]), in one pass."""
+                      timer=lambda stage: nullcontext(), pixels: bool = True) -> ImageBatchEncoding:
+        """`encode_image` of a batch of images ([B, 3, s, s] and [B, 3, S, S]), in one pass. With
+        `pixels=False` only the image tokens (`.pixels` is None): token-only training needs no more,
+        and the pixel decoder is about a quarter of its step."""
         cfg = self.config
         with timer("siglip"):
             siglip = self.siglip_features(siglip_pixels)
             visual_tokens = self.visual_projector(siglip)
         with timer("sam"):
             n_sam = len(self.segmentor.encoder.layers)
-            sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]))
-            seg_in = sam_states[_layers_to_run(cfg.visual_select_layer, n_sam)]
-            seg_tokens = self.seg_projector(seg_in)
+            select = _layers_to_run(cfg.visual_select_layer, n_sam)
+            sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]) if pixels else select)
+            seg_tokens = self.seg_projector(sam_states[select])
+        if not pixels:
+            return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, None)
         with timer("pixel_decoder"):
             maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
             pixels = self.segmentor.pixel_features(maps)

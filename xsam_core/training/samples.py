@@ -172,14 +172,16 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
         scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE))
-        requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng)}
-        requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         sam.append(pixels)
         labels.append(canvas_labels(scene, scaled, longest))
         siglip_labels.append(siglip_frame(labels[-1], scaled))
+        if not (per_scene or chat_every_scene):
+            continue  # token-only batches: images and labels only (drawing requests is 13 % of such a step)
+        requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng)}
+        requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):

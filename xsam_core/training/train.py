@@ -134,7 +134,7 @@ def train(args) -> None:
         for group in opt.param_groups:
             group["lr"] = args.lr * group["scale"] * schedule(step, progress, args.warmup)
         if args.tokens_only:
-            losses = token_losses(model.encode_images(batch.siglip, batch.sam), batch, token_head)
+            losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, token_head)
         else:
             losses = compute_losses(model, batch, criterion, attr, token_head, special)
         total = sum(args.loss_weights[k] * v for k, v in losses.items())
