@@ -49,7 +49,7 @@ def main() -> None:
     with torch.no_grad():
         for k in range(args.batches):
             batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
-            enc = model.encode_images(batch.siglip, batch.sam)
+            enc = model.encode_images(batch.siglip, batch.sam, pixels=False)  # only the image tokens are read
             painted = batch.labels[:, :n].sum((-2, -1))  # [B, shapes]: pixels of each shape in SAM's view
             for name, tokens, labels in (("SAM", enc.seg_tokens, batch.labels),
                                          ("SigLIP", enc.visual_tokens, batch.siglip_labels)):
