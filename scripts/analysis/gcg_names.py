@@ -1,0 +1,103 @@
+"""Issue 10: where do grounded captions go wrong when they name the shapes?
+
+    python scripts/analysis/gcg_names.py --data DIR [--model DIR] [--limit N]
+
+Runs every gcgseg request of a shapes-world folder through `Predictor.predict` (greedy, as a user gets
+it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
+(a) by position: predicted phrase k against the k-th thing from the left (the caption's order), per
+    attribute (size, colour, shape, all three) and, for all three, per position (first, second, later);
+    and how many things the caption names against the truth;
+(b) by mask: each predicted object phrase against the thing its mask covers best (IoU >= 0.5), per
+    attribute: a phrase whose mask lands on the right thing but whose words are wrong is a naming
+    failure, not a grounding one;
+(c) by scene: whether each predicted phrase names a thing that is in the scene at all, and how often it
+    repeats an earlier phrase of the same caption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+import numpy as np
+
+sys.path.insert(0, ".")
+from xsam_core import shapes  # noqa: E402
+from xsam_core.evaluation.metrics import iou, normalize_phrase  # noqa: E402
+from xsam_core.inference.predictor import Predictor  # noqa: E402
+
+ATTRS = ("size", "colour", "shape")
+
+
+def parse(text: str) -> tuple[str, str, str] | None:
+    """("large", "orange", "star") from "a large orange star"; None for stuff or anything else."""
+    words = normalize_phrase(text).split()
+    if words[:1] == ["a"]:
+        words = words[1:]
+    return tuple(words) if len(words) == 3 else None
+
+
+def attr_hits(pred, truth) -> dict[str, bool]:
+    hits = {a: p == t for a, p, t in zip(ATTRS, pred, truth)}
+    hits["all"] = all(hits.values())
+    return hits
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--limit", type=int)
+    args = ap.parse_args(argv)
+
+    predictor = Predictor.load(args.model)
+    coco, requests = shapes.load_dataset(args.data)
+    images = {im["id"]: im for im in coco["images"]}
+    anns = {a["id"]: a for a in coco["annotations"]}
+    gcg = [r for r in requests if r["task"] == "gcgseg"][: args.limit]
+
+    by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
+    counts, real, repeats, unmatched, examples = [], [], [], 0, []
+    for r in gcg:
+        image = shapes.dataset_image(args.data, images[r["image_id"]])
+        pred = predictor.predict(image, "gcgseg", r["text"], r["prompts"])
+        truth = [(parse(p["text"]), shapes.annotation_mask(anns[p["targets"][0]]))
+                 for p in r["phrases"] if parse(p["text"])]
+        said = [(parse(s.label), s.mask) for s in pred.segments if parse(s.label)]
+        counts.append((len(said), len(truth)))
+        in_scene = {t for t, _ in truth}
+        for k, (words, mask) in enumerate(said):
+            real.append(words in in_scene)
+            repeats.append(words in [w for w, _ in said[:k]])
+            if k < len(truth):
+                for a, h in attr_hits(words, truth[k][0]).items():
+                    by_pos[a].append(h)
+                by_pos[f"all@{min(k, 2)}"].append(by_pos["all"][-1])
+            overlaps = [iou(mask, m) for _, m in truth]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            if best >= 0 and overlaps[best] >= 0.5:
+                for a, h in attr_hits(words, truth[best][0]).items():
+                    by_mask[a].append(h)
+            else:
+                unmatched += 1
+        if len(examples) < 6:
+            examples.append((" | ".join(" ".join(t) for t, _ in truth), " | ".join(" ".join(w) for w, _ in said)))
+
+    def rates(d):
+        return "  ".join(f"{a} {np.mean(d[a]):.2f}" for a in (*ATTRS, "all")) + f"  (n={len(d['all'])})"
+
+    n_said = sum(c[0] for c in counts)
+    print(f"{len(gcg)} captions; object phrases said {n_said}, true {sum(c[1] for c in counts)}; "
+          f"count right {np.mean([a == b for a, b in counts]):.2f}")
+    print(f"(a) k-th phrase vs k-th thing from the left: {rates(by_pos)}")
+    print("    all three right by position: " + "  ".join(
+        f"{'first second third+'.split()[k]} {np.mean(by_pos[f'all@{k}']):.2f}" for k in range(3)))
+    print(f"(b) phrase vs the thing its mask covers:      {rates(by_mask)}; masks on no thing: {unmatched}/{n_said}")
+    print(f"(c) phrase names a thing of the scene {np.mean(real):.2f}; repeats an earlier phrase {np.mean(repeats):.2f}")
+    for t, s in examples:
+        print(f"  truth: {t}\n  said:  {s}")
+
+
+if __name__ == "__main__":
+    main()
