@@ -261,8 +261,9 @@ def test_gcgseg_caption(items):
             t = things[p["targets"][0]]
             assert p["text"] == f"a {t.size} {t.colour} {t.shape}"
         assert [p["text"] for p in r["phrases"][-2:]] == ["the wall", "the floor"]
-        xs = [things[p["targets"][0]].centroid[0] for p in r["phrases"][:-2]]
-        assert xs == sorted(xs)  # things left to right
+        said = [things[p["targets"][0]] for p in r["phrases"][:-2]]
+        order = [(list(S.COLOURS).index(t.colour), S.SHAPES.index(t.shape)) for t in said]
+        assert order == sorted(order)  # by colour in the palette's order, then shape
         assert r["caption"].endswith(" in front of the wall, on the floor.")
 
 

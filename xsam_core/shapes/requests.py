@@ -22,9 +22,10 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
   (instance), ``"sem: wall, floor, circle, star"`` (semantic: shapes are classes too). Every class
   present is listed (absent ones may be); ``targets`` are the annotations of the listed classes.
 * ``gcgseg``: ``text`` ""; ``caption`` such as "a small red circle and a large blue star in front of
-  the wall, on the floor." (things left to right); ``caption_grounded``, the same with every
-  phrase marked: "<p>a small red circle</p> and ... in front of <p>the wall</p>, on <p>the
-  floor</p>."; ``phrases``: ``[{"text", "targets"}]`` in caption order; ``targets``: all of them.
+  the wall, on the floor." (things in ``caption_order``: by colour, then shape);
+  ``caption_grounded``, the same with every phrase marked: "<p>a small red circle</p> and ... in
+  front of <p>the wall</p>, on <p>the floor</p>."; ``phrases``: ``[{"text", "targets"}]`` in
+  caption order; ``targets``: all of them.
 * ``intseg``: ``prompts`` holds one point, box, scribble or mask on one thing; ``targets`` is it.
 * ``vgdseg``: ``prompts`` holds one or two regions (``"prompt": "1"``, ``"2"``), each one prompt on
   things of different shapes; ``targets`` are all things sharing a prompted shape;
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 
 from ..masks import box_corners, mask_box, mask_to_rle
-from .scenes import SHAPES, STUFF, Scene, Thing, pick
+from .scenes import COLOURS, SHAPES, STUFF, Scene, Thing, pick
 
 GENSEG_MODES = ("panoptic", "semantic", "instance")
 PROMPT_KINDS = ("point", "box", "scribble", "mask")
@@ -274,9 +275,17 @@ def _genseg(scene: Scene, rng: np.random.Generator, mode: str) -> dict:
     return {"task": "genseg", "mode": mode, "text": text, "prompts": [], "targets": targets}
 
 
+def caption_order(thing: Thing) -> tuple:
+    """Where a thing comes in a caption: by colour, then shape, in the palette's and SHAPES' order
+    (then size, then left to right). Naming the next thing is then "the next colour present": the
+    embedded model names colours well but loses its place in a left-to-right caption
+    (docs/embedded-chat-analysis.md §7). The metrics match phrases in any order."""
+    return (list(COLOURS).index(thing.colour), SHAPES.index(thing.shape), thing.size, thing.centroid[0])
+
+
 def _gcgseg(scene: Scene) -> dict:
     """Caption as a list of (text, targets) pieces; pieces with targets are grounded phrases."""
-    things = sorted(scene.objects, key=lambda t: t.centroid[0])
+    things = sorted(scene.objects, key=caption_order)
     pieces: list[tuple[str, list[int]]] = []
     for k, t in enumerate(things):
         if k:
