@@ -4,9 +4,10 @@
 
 Runs every gcgseg request of a shapes-world folder through `Predictor.predict` (greedy, as a user gets
 it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
-(a) by position: predicted phrase k against the k-th thing from the left (the caption's order), per
-    attribute (size, colour, shape, all three) and, for all three, per position (first, second, later);
-    and how many things the caption names against the truth;
+(a) by position: predicted phrase k against the truth's k-th phrase (the folder's caption order: left
+    to right in folders written before `caption_order`, by colour since; meaningful only when the model
+    was trained on the same order), per attribute (size, colour, shape, all three) and, for all three,
+    per position (first, second, later); and how many things the caption names against the truth;
 (b) by mask: each predicted object phrase against the thing its mask covers best (IoU >= 0.5), per
     attribute: a phrase whose mask lands on the right thing but whose words are wrong is a naming
     failure, not a grounding one;
@@ -90,10 +91,10 @@ def main(argv=None) -> None:
     n_said = sum(c[0] for c in counts)
     print(f"{len(gcg)} captions; object phrases said {n_said}, true {sum(c[1] for c in counts)}; "
           f"count right {np.mean([a == b for a, b in counts]):.2f}")
-    print(f"(a) k-th phrase vs k-th thing from the left: {rates(by_pos)}")
+    print(f"(a) k-th phrase vs the truth's k-th phrase: {rates(by_pos)}")
     print("    all three right by position: " + "  ".join(
         f"{'first second third+'.split()[k]} {np.mean(by_pos[f'all@{k}']):.2f}" for k in range(3)))
-    print(f"(b) phrase vs the thing its mask covers:      {rates(by_mask)}; masks on no thing: {unmatched}/{n_said}")
+    print(f"(b) phrase vs the thing its mask covers:   {rates(by_mask)}; masks on no thing: {unmatched}/{n_said}")
     print(f"(c) phrase names a thing of the scene {np.mean(real):.2f}; repeats an earlier phrase {np.mean(repeats):.2f}")
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
