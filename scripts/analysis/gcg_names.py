@@ -12,7 +12,10 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
     attribute: a phrase whose mask lands on the right thing but whose words are wrong is a naming
     failure, not a grounding one;
 (c) by scene: whether each predicted phrase names a thing that is in the scene at all, and how often it
-    repeats an earlier phrase of the same caption.
+    repeats an earlier phrase of the same caption;
+(d) teacher-forced: the true caption fed in, each object phrase's size, colour and shape word against
+    the model's top prediction there, given the true caption before it (first phrase and later ones
+    apart): where (d) is right and (a) is not, the caption drifts once it has said one wrong thing.
 """
 
 from __future__ import annotations
@@ -22,11 +25,17 @@ import collections
 import sys
 
 import numpy as np
+import torch
+from PIL import Image
 
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.evaluation.metrics import iou, normalize_phrase  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
+from xsam_core.inference.processing import sam_pixels, siglip_pixels  # noqa: E402
+from xsam_core.inference.templates import apply_template, encode_prompt  # noqa: E402
+from xsam_core.tasks import TASKS  # noqa: E402
+from xsam_core.tasks.common import Choices  # noqa: E402
 
 ATTRS = ("size", "colour", "shape")
 
@@ -45,6 +54,28 @@ def attr_hits(pred, truth) -> dict[str, bool]:
     return hits
 
 
+@torch.no_grad()
+def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> list[list[bool]]:
+    """Per object phrase of the true caption, whether the model's top next token is its size, colour
+    and shape word, the true caption before each word fed in."""
+    m, tok = predictor.model, predictor.tokenizer
+    cfg = m.config
+    question, _ = TASKS["gcgseg"].prompt("", 0, Choices(0))
+    prompt = encode_prompt(tok, apply_template(question, cfg.template_strings))
+    answer = tok.encode(caption_grounded, add_special_tokens=False)
+    pil = Image.fromarray(image)
+    enc = m.encode_image(siglip_pixels(pil, cfg.siglip_processor), sam_pixels(pil, cfg.sam_processor)[0])
+    hidden, _ = m.lm_hidden(m.embed(prompt + answer, enc))
+    top = m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).argmax(-1).tolist()  # top[j] predicts answer[j]
+    opens = [j for j, t in enumerate(answer) if t == tok.convert_tokens_to_ids("<p>")]
+    out = []
+    for j in opens:  # "<p> a <size> <colour> <shape> </p>": words at j+2 .. j+4
+        words = tok.decode(answer[j + 1:j + 5]).split()
+        if len(words) == 4 and words[0] == "a":
+            out.append([top[j + k] == answer[j + k] for k in (2, 3, 4)])
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
@@ -60,6 +91,7 @@ def main(argv=None) -> None:
 
     by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
+    forced = collections.defaultdict(list)
     for r in gcg:
         image = shapes.dataset_image(args.data, images[r["image_id"]])
         pred = predictor.predict(image, "gcgseg", r["text"], r["prompts"])
@@ -67,6 +99,9 @@ def main(argv=None) -> None:
                  for p in r["phrases"] if parse(p["text"])]
         said = [(parse(s.label), s.mask) for s in pred.segments if parse(s.label)]
         counts.append((len(said), len(truth)))
+        for k, hits in enumerate(forced_words(predictor, image, r["caption_grounded"])):
+            for a, h in zip(ATTRS, hits):
+                forced[f"{a}@{min(k, 1)}"].append(h)
         in_scene = {t for t, _ in truth}
         for k, (words, mask) in enumerate(said):
             real.append(words in in_scene)
@@ -96,6 +131,9 @@ def main(argv=None) -> None:
         f"{'first second third+'.split()[k]} {np.mean(by_pos[f'all@{k}']):.2f}" for k in range(3)))
     print(f"(b) phrase vs the thing its mask covers:   {rates(by_mask)}; masks on no thing: {unmatched}/{n_said}")
     print(f"(c) phrase names a thing of the scene {np.mean(real):.2f}; repeats an earlier phrase {np.mean(repeats):.2f}")
+    print("(d) teacher-forced, right word given the true caption before it: " + "  ".join(
+        f"{a} {np.mean(forced[f'{a}@0']):.2f} / {np.mean(forced[f'{a}@1']):.2f}" for a in ATTRS)
+        + "  (first phrase / later phrases)")
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
 
