@@ -67,7 +67,8 @@ def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> list[li
     enc = m.encode_image(siglip_pixels(pil, cfg.siglip_processor), sam_pixels(pil, cfg.sam_processor)[0])
     hidden, _ = m.lm_hidden(m.embed(prompt + answer, enc))
     top = m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).argmax(-1).tolist()  # top[j] predicts answer[j]
-    opens = [j for j, t in enumerate(answer) if t == tok.convert_tokens_to_ids("<p>")]
+    p_open = tok.convert_tokens_to_ids("<p>")
+    opens = [j for j, t in enumerate(answer) if t == p_open]
     out = []
     for j in opens:  # "<p> a <size> <colour> <shape> </p>": words at j+2 .. j+4
         words = tok.decode(answer[j + 1:j + 5]).split()
@@ -95,9 +96,9 @@ def main(argv=None) -> None:
     for r in gcg:
         image = shapes.dataset_image(args.data, images[r["image_id"]])
         pred = predictor.predict(image, "gcgseg", r["text"], r["prompts"])
-        truth = [(parse(p["text"]), shapes.annotation_mask(anns[p["targets"][0]]))
-                 for p in r["phrases"] if parse(p["text"])]
-        said = [(parse(s.label), s.mask) for s in pred.segments if parse(s.label)]
+        truth = [(words, shapes.annotation_mask(anns[p["targets"][0]]))
+                 for p in r["phrases"] if (words := parse(p["text"]))]
+        said = [(words, s.mask) for s in pred.segments if (words := parse(s.label))]
         counts.append((len(said), len(truth)))
         for k, hits in enumerate(forced_words(predictor, image, r["caption_grounded"])):
             for a, h in zip(ATTRS, hits):
