@@ -68,6 +68,9 @@ def test_random_look_share():
     rng = np.random.default_rng(0)
     drawn = Counter(S.random_look(rng, 0.5) for _ in range(2000))
     assert 900 < drawn[None] < 1100 and set(drawn) == {None, *S.LOOKS}
+    weighted = Counter(S.random_look(rng, 1.0, {"aspect": 3.0}) for _ in range(2000))
+    assert None not in weighted and 500 < weighted["aspect"] < 700  # 3 of 10 parts: 600 expected
+    assert all(100 < weighted[look] < 300 for look in S.LOOKS if look != "aspect")
 
 
 def test_chat_sets_contrast_their_answers():

@@ -262,8 +262,8 @@ def test_gcgseg_caption(items):
             assert p["text"] == f"a {t.size} {t.colour} {t.shape}"
         assert [p["text"] for p in r["phrases"][-2:]] == ["the wall", "the floor"]
         said = [things[p["targets"][0]] for p in r["phrases"][:-2]]
-        order = [(list(S.COLOURS).index(t.colour), S.SHAPES.index(t.shape)) for t in said]
-        assert order == sorted(order)  # by colour in the palette's order, then shape
+        order = [(t.size != "large", list(S.COLOURS).index(t.colour), S.SHAPES.index(t.shape)) for t in said]
+        assert order == sorted(order)  # large first, then by colour in the palette's order, then shape
         assert r["caption"].endswith(" in front of the wall, on the floor.")
 
 

@@ -37,9 +37,13 @@ def check_look(look: str | None) -> str | None:
     return look
 
 
-def random_look(rng: np.random.Generator, share: float) -> str | None:
-    """A random look for `share` of the scenes, else None (the plain renderer)."""
-    return LOOKS[rng.integers(len(LOOKS))] if rng.random() < share else None
+def random_look(rng: np.random.Generator, share: float, weights: dict[str, float] | None = None) -> str | None:
+    """A random look for `share` of the scenes, else None (the plain renderer); the looks equally
+    likely, or in proportion to `weights` (a look not named weighs 1)."""
+    if rng.random() >= share:
+        return None
+    p = np.array([(weights or {}).get(look, 1.0) for look in LOOKS])
+    return LOOKS[rng.choice(len(LOOKS), p=p / p.sum())]
 
 
 def image_size(rng: np.random.Generator, look: str | None, plain_sides: tuple[int, int]) -> tuple[int, int]:

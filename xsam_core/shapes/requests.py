@@ -21,9 +21,9 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
   X-SAM syntax: ``"ins: circle, star; sem: wall, floor"`` (panoptic), ``"ins: circle, star"``
   (instance), ``"sem: wall, floor, circle, star"`` (semantic: shapes are classes too). Every class
   present is listed (absent ones may be); ``targets`` are the annotations of the listed classes.
-* ``gcgseg``: ``text`` ""; ``caption`` such as "a small red circle and a large blue star in front of
-  the wall, on the floor." (things in ``caption_order``: by colour, then shape);
-  ``caption_grounded``, the same with every phrase marked: "<p>a small red circle</p> and ... in
+* ``gcgseg``: ``text`` ""; ``caption`` such as "a large blue star and a small red circle in front of
+  the wall, on the floor." (things in ``caption_order``: large first, then by colour, then shape);
+  ``caption_grounded``, the same with every phrase marked: "<p>a large blue star</p> and ... in
   front of <p>the wall</p>, on <p>the floor</p>."; ``phrases``: ``[{"text", "targets"}]`` in
   caption order; ``targets``: all of them.
 * ``intseg``: ``prompts`` holds one point, box, scribble or mask on one thing; ``targets`` is it.
@@ -276,11 +276,13 @@ def _genseg(scene: Scene, rng: np.random.Generator, mode: str) -> dict:
 
 
 def caption_order(thing: Thing) -> tuple:
-    """Where a thing comes in a caption: by colour, then shape, in the palette's and SHAPES' order
-    (then size, then left to right). Naming the next thing is then "the next colour present": the
-    embedded model names colours well but loses its place in a left-to-right caption
+    """Where a thing comes in a caption: large things first, then by colour in the palette's order,
+    then shape in SHAPES' order (then left to right): the order of a phrase's own words, "a {size}
+    {colour} {shape}", so each word it says narrows the choice the order made. By colour first, the
+    size word that opens a phrase had to commit to the next thing before its colour was said
     (docs/embedded-chat-analysis.md §7). The metrics match phrases in any order."""
-    return (list(COLOURS).index(thing.colour), SHAPES.index(thing.shape), thing.size, thing.centroid[0])
+    return (thing.size != "large", list(COLOURS).index(thing.colour), SHAPES.index(thing.shape),
+            thing.centroid[0])
 
 
 def _gcgseg(scene: Scene) -> dict:
