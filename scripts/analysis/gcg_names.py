@@ -5,9 +5,10 @@
 Runs every gcgseg request of a shapes-world folder through `Predictor.predict` (greedy, as a user gets
 it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
 (a) by position: predicted phrase k against the truth's k-th phrase (the folder's caption order: left
-    to right in folders written before `caption_order`, by colour since; meaningful only when the model
-    was trained on the same order), per attribute (size, colour, shape, all three) and, for all three,
-    per position (first, second, later); and how many things the caption names against the truth;
+    to right in folders written before `caption_order`, later by colour, now large first, then by colour,
+    analysis §7-8; meaningful only when the model was trained on the same order), per attribute (size,
+    colour, shape, all three) and, for all three, per position (first, second, later); and how many
+    things the caption names against the truth;
 (b) by mask: each predicted object phrase against the thing its mask covers best (IoU >= 0.5), per
     attribute: a phrase whose mask lands on the right thing but whose words are wrong is a naming
     failure, not a grounding one;
