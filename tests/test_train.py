@@ -107,6 +107,26 @@ def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     assert resized.siglip_features(pixels).shape[1] == 64
 
 
+def test_a_mask_refiner_starts_as_a_plain_upsample_of_the_mask_features(run):
+    """A warm start that adds the refiner keeps every weight and, until trained, gives the old mask
+    features bilinearly upsampled to twice the grid; the image tokens do not change."""
+    _, model, _ = run
+    plain = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), "mask_refiner": 0})).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("segmentor.refiner.")})
+    grown = train.add_mask_refiner(plain, 8).eval()
+    assert grown.config.mask_refiner == 8
+    assert all(torch.equal(v, grown.state_dict()[k]) for k, v in plain.state_dict().items())
+    torch.manual_seed(0)
+    siglip, sam = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        before, after = plain.encode_images(siglip, sam), grown.encode_images(siglip, sam)
+    old = before.pixels.mask_features
+    assert after.pixels.mask_features.shape[-2:] == (2 * old.shape[-2], 2 * old.shape[-1])
+    upsampled = torch.nn.functional.interpolate(old, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(after.pixels.mask_features, upsampled, atol=1e-5)
+    assert torch.equal(after.image_tokens, before.image_tokens)
+
+
 def test_a_few_steps_reduce_the_loss(run):
     _, model, tokenizer = run
     torch.manual_seed(0)

@@ -102,6 +102,7 @@ class XSamConfig:
     sampler_points: int = 256
     class_logit_clamp: float = 500.0
     class_logit_masked_fill: float = -1e9
+    mask_refiner: int = 0  # the embedded model's own finer masks (`segmentor.MaskRefiner`'s width; 0 = X-SAM's)
     # processing and generation
     siglip_processor: dict = field(default_factory=lambda: dict(SIGLIP_PROCESSOR))
     sam_processor: dict = field(default_factory=lambda: dict(SAM_PROCESSOR))

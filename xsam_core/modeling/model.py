@@ -141,7 +141,7 @@ class XSamModel(nn.Module):
             return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, None)
         with timer("pixel_decoder"):
             maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
-            pixels = self.segmentor.pixel_features(maps)
+            pixels = self.segmentor.pixel_features(maps, sam_pixels)
         return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, pixels)
 
     def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None) -> torch.Tensor:

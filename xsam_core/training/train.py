@@ -36,10 +36,11 @@ from .samples import TASK_WEIGHTS, make_batch
 HEAD_LR_SCALE = 10.0
 
 
-def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None
-            ) -> tuple[XSamModel, object]:
+def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
+            mask_refiner: int = 0) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
-    its SigLIP input resized to `siglip_size` if given."""
+    its SigLIP input resized to `siglip_size` if given, a mask refiner of width `mask_refiner` added
+    if given and it has none."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -53,6 +54,9 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
         model = XSamModel(cfg)
     if siglip_size and siglip_size != cfg.vision["image_size"]:
         model = resize_siglip(model, siglip_size)
+        cfg = model.config
+    if mask_refiner and not cfg.mask_refiner:
+        model = add_mask_refiner(model, mask_refiner)
         cfg = model.config
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
@@ -76,6 +80,15 @@ def resize_siglip(model: XSamModel, size: int) -> XSamModel:
     return resized
 
 
+def add_mask_refiner(model: XSamModel, channels: int) -> XSamModel:
+    """The same model with a `segmentor.MaskRefiner` of `channels` (new weights; it starts as a plain
+    2x upsample of the mask features)."""
+    grown = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), "mask_refiner": channels}))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("segmentor.refiner.") for k in missing), (missing, unexpected)
+    return grown
+
+
 def schedule(step: int, progress: float, warmup: int, floor: float = 0.1) -> float:
     """Linear warm-up over `warmup` steps, then cosine decay to `floor` of the peak rate as
     `progress` (the fraction of the run's budget spent) goes from 0 to 1."""
@@ -94,7 +107,7 @@ def train(args) -> None:
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
-        model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size)
+        model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner)
     special = model.config.special_token_ids
     attr = AttributeHead(model.config.mask_dim)
     token_head = TokenHead(model.config.llm_hidden)
@@ -229,6 +242,8 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
     ap.add_argument("--init", help="start a new run from this model folder's weights (warm start; "
                                    "ignored when the run folder resumes)")
+    ap.add_argument("--mask-refiner", type=int, default=0,
+                    help="a new run's mask refiner width: mask logits at twice the resolution (0: none)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
     ap.add_argument("--chat-every-scene", action="store_true",
