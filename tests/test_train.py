@@ -127,8 +127,9 @@ def test_a_mask_refiner_starts_as_a_plain_upsample_of_the_mask_features(run):
     assert torch.equal(after.image_tokens, before.image_tokens)
 
 
-def test_a_few_steps_reduce_the_loss(run):
-    _, model, tokenizer = run
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
+def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
+    model, tokenizer = train.new_run(tmp_path, seed=0)
     torch.manual_seed(0)
     batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
     attr = train.AttributeHead(model.config.mask_dim)
@@ -138,7 +139,8 @@ def test_a_few_steps_reduce_the_loss(run):
     opt = torch.optim.AdamW(params, lr=1e-3)
     totals = []
     for _ in range(8):
-        losses = train.compute_losses(model, batch, criterion, attr, token_head, model.config.special_token_ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = train.compute_losses(model, batch, criterion, attr, token_head, model.config.special_token_ids)
         total = sum(train.LOSS_WEIGHTS[k] * v for k, v in losses.items())
         opt.zero_grad()
         total.backward()
@@ -153,7 +155,7 @@ def test_training_resumes_and_exports(tmp_path):
     out = tmp_path / "run"
     args = ["--out", str(out), "--steps", "2", "--scenes", "1", "--per-scene", "2", "--minutes", "5"]
     assert train.main(args) == 0
-    assert train.main(args[:3] + ["3"] + args[4:]) == 0  # resumes at step 2, runs one more
+    assert train.main(args[:3] + ["3"] + args[4:] + ["--bf16"]) == 0  # resumes at step 2, runs one more
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert train.main(["--out", str(out), "--export", str(tmp_path / "model")]) == 0

@@ -146,10 +146,12 @@ def train(args) -> None:
         progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
             group["lr"] = args.lr * group["scale"] * schedule(step, progress, args.warmup)
-        if args.tokens_only:
-            losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, token_head)
-        else:
-            losses = compute_losses(model, batch, criterion, attr, token_head, special)
+        # bf16 autocast: weights, gradients and optimizer state stay float32; cross-entropies run in float32
+        with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
+            if args.tokens_only:
+                losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, token_head)
+            else:
+                losses = compute_losses(model, batch, criterion, attr, token_head, special)
         total = sum(args.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -267,6 +269,10 @@ def main(argv=None) -> int:
     ap.add_argument("--loss-weights", type=_weights(LOSS_WEIGHTS, "loss"), default=dict(LOSS_WEIGHTS),
                     help="loss terms' weights, e.g. chat=4 (defaults: "
                          + ", ".join(f"{k}={v}" for k, v in LOSS_WEIGHTS.items()) + ")")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast for the forward pass (a GPU; CPUs with AVX512-BF16 or AMX): a joint "
+                         "step's forward and backward 1.5 s -> 1.25 s on a 2-core AVX512-BF16 EPYC "
+                         "(give it again on resume)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (one per physical core)")
     ap.add_argument("--workers", type=int, default=0,
