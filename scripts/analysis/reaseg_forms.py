@@ -1,0 +1,97 @@
+"""Issue 10: which reasoning sentences does the embedded model get wrong, and how?
+
+    python scripts/analysis/reaseg_forms.py --data DIR [DIR ...] [--model DIR]
+
+Runs every reaseg request of shapes-world folders through `Predictor.predict` and splits them by the
+sentence's form (`shapes.requests`: a riddle naming a shape's geometry, the largest / smallest shape,
+the leftmost / rightmost / topmost / bottom-most shape). For each form: the mean IoU of the official
+mask against the truth, and where the mask went: onto the right thing (IoU >= 0.5), onto another
+thing of the scene (a reasoning failure: the sentence was read as the wrong object), or neither (a
+mask failure: empty, a fragment, or several things). For the place forms, where the mask went onto
+another thing: how often that thing was the runner-up along the sentence's axis (a near miss) rather
+than one further from the edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+import numpy as np
+
+sys.path.insert(0, ".")
+from xsam_core import shapes  # noqa: E402
+from xsam_core.evaluation.metrics import iou  # noqa: E402
+from xsam_core.inference.predictor import Predictor  # noqa: E402
+from xsam_core.masks import union  # noqa: E402
+from xsam_core.shapes.requests import EXTREMES, SHAPE_RIDDLES  # noqa: E402
+
+RIDDLE_SHAPES = {text: shape for shape, text in SHAPE_RIDDLES.items()}
+
+
+def form(text: str) -> str:
+    """"riddle: star", "size: largest", "place: leftmost" for a reaseg sentence."""
+    if text in RIDDLE_SHAPES:
+        return f"riddle: {RIDDLE_SHAPES[text]}"
+    word = text.split()[1]
+    return f"place: {word}" if word in EXTREMES else f"size: {word}"
+
+
+def place_rank(text: str, chosen: dict, things: list[dict]) -> int:
+    """1 for the thing most to the sentence's side, 2 for the runner-up, ...: where `chosen` stands."""
+    axis, sign = EXTREMES[text.split()[1]]
+    key = lambda a: sign * centroid(a)[axis]  # noqa: E731  smaller is further to that side
+    return sorted(key(a) for a in things).index(key(chosen)) + 1
+
+
+def centroid(annotation: dict) -> tuple[float, float]:
+    ys, xs = np.nonzero(shapes.annotation_mask(annotation))
+    return xs.mean(), ys.mean()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", nargs="+", required=True)
+    ap.add_argument("--model")
+    args = ap.parse_args(argv)
+    predictor = Predictor.load(args.model)
+
+    rows = collections.defaultdict(list)  # form → [(iou, outcome)]
+    ranks = []  # place forms onto another thing: that thing's rank along the axis
+    for root in args.data:
+        coco, requests = shapes.load_dataset(root)
+        images = {im["id"]: im for im in coco["images"]}
+        things = collections.defaultdict(list)
+        for a in coco["annotations"]:
+            if "colour" in a:
+                things[a["image_id"]].append(a)
+        for r in (r for r in requests if r["task"] == "reaseg"):
+            image = shapes.dataset_image(root, images[r["image_id"]])
+            pred = predictor.predict(image, "reaseg", r["text"])
+            mask = union([s.mask for s in pred.official_segments], image.shape[:2])
+            overlaps = {a["id"]: iou(mask, shapes.annotation_mask(a)) for a in things[r["image_id"]]}
+            best = max(overlaps, key=overlaps.get)
+            outcome = "right" if overlaps[best] >= 0.5 and best in r["targets"] else (
+                "other thing" if overlaps[best] >= 0.5 else "no thing")
+            score = iou(mask, union((shapes.annotation_mask(a) for a in things[r["image_id"]]
+                                     if a["id"] in r["targets"]), image.shape[:2]))
+            rows[form(r["text"])].append((score, outcome))
+            if outcome == "other thing" and form(r["text"]).startswith("place"):
+                by_id = {a["id"]: a for a in things[r["image_id"]]}
+                ranks.append(place_rank(r["text"], by_id[best], things[r["image_id"]]))
+
+    print(f"{'form':<22} {'n':>4} {'mIoU':>6} {'right':>6} {'other thing':>12} {'no thing':>9}")
+    everything = [x for v in rows.values() for x in v]
+    for name, got in sorted(rows.items()) + [("all", everything)]:
+        outcomes = collections.Counter(o for _, o in got)
+        print(f"{name:<22} {len(got):>4} {np.mean([s for s, _ in got]):>6.3f} "
+              + " ".join(f"{outcomes[o] / len(got):>{w}.2f}" for o, w in
+                         (("right", 6), ("other thing", 12), ("no thing", 9))))
+    if ranks:
+        print(f"place forms onto another thing: {len(ranks)}; that thing was the runner-up along the axis "
+              f"{np.mean([r == 2 for r in ranks]):.2f}, further from the edge {np.mean([r > 2 for r in ranks]):.2f}")
+
+
+if __name__ == "__main__":
+    main()
