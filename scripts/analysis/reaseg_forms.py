@@ -38,16 +38,12 @@ def form(text: str) -> str:
     return f"place: {word}" if word in EXTREMES else f"size: {word}"
 
 
-def place_rank(text: str, chosen: dict, things: list[dict]) -> int:
-    """1 for the thing most to the sentence's side, 2 for the runner-up, ...: where `chosen` stands."""
-    axis, sign = EXTREMES[text.split()[1]]
-    key = lambda a: sign * centroid(a)[axis]  # noqa: E731  smaller is further to that side
-    return sorted(key(a) for a in things).index(key(chosen)) + 1
-
-
-def centroid(annotation: dict) -> tuple[float, float]:
-    ys, xs = np.nonzero(shapes.annotation_mask(annotation))
-    return xs.mean(), ys.mean()
+def place_rank(word: str, chosen: int, masks: dict[int, np.ndarray]) -> int:
+    """1 for the thing most to the side `word` names ("leftmost", ...), 2 for the runner-up, ...:
+    where the thing `chosen` (an id of `masks`) stands."""
+    axis, sign = EXTREMES[word]
+    key = {i: sign * np.nonzero(m)[1 - axis].mean() for i, m in masks.items()}  # smaller: further that way
+    return sorted(key.values()).index(key[chosen]) + 1
 
 
 def main(argv=None) -> None:
@@ -70,16 +66,16 @@ def main(argv=None) -> None:
             image = shapes.dataset_image(root, images[r["image_id"]])
             pred = predictor.predict(image, "reaseg", r["text"])
             mask = union([s.mask for s in pred.official_segments], image.shape[:2])
-            overlaps = {a["id"]: iou(mask, shapes.annotation_mask(a)) for a in things[r["image_id"]]}
+            truths = {a["id"]: shapes.annotation_mask(a) for a in things[r["image_id"]]}
+            overlaps = {i: iou(mask, m) for i, m in truths.items()}
             best = max(overlaps, key=overlaps.get)
             outcome = "right" if overlaps[best] >= 0.5 and best in r["targets"] else (
                 "other thing" if overlaps[best] >= 0.5 else "no thing")
-            score = iou(mask, union((shapes.annotation_mask(a) for a in things[r["image_id"]]
-                                     if a["id"] in r["targets"]), image.shape[:2]))
-            rows[form(r["text"])].append((score, outcome))
-            if outcome == "other thing" and form(r["text"]).startswith("place"):
-                by_id = {a["id"]: a for a in things[r["image_id"]]}
-                ranks.append(place_rank(r["text"], by_id[best], things[r["image_id"]]))
+            score = iou(mask, union((truths[i] for i in r["targets"]), image.shape[:2]))
+            kind = form(r["text"])
+            rows[kind].append((score, outcome))
+            if outcome == "other thing" and kind.startswith("place"):
+                ranks.append(place_rank(kind.split()[-1], best, truths))
 
     print(f"{'form':<22} {'n':>4} {'mIoU':>6} {'right':>6} {'other thing':>12} {'no thing':>9}")
     everything = [x for v in rows.values() for x in v]
