@@ -63,7 +63,8 @@ def test_different_questions_on_one_image_get_different_answers():
     """On one image, "Is there a <present shape>?" against "<absent shape>", and "What colour is the
     <shape>?" for two shapes of different colours: a model that ignores the object named answers both
     alike. Measured on these scenes: shipped checkpoint (run 13) 41 of 45 pairs answered differently, 39
-    both right (run 12: 42 and 40; run 10: 41 and 38; run 9: 39 and 35; run 8: 28 and 20; run 4: 6 and 5; run 1: 0 of 45)."""
+    both right (run 12: 42 and 40; run 10: 41 and 38; run 9: 39 and 35; run 8: 28 and 20; run 4: 6 and
+    5; run 1: 0 of 45)."""
     pred = Predictor.load(None)
     differ = right = total = 0
     for scene, pair in contrast_pairs(CONTRAST_SCENES, HELDOUT_SEED):

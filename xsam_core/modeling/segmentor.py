@@ -81,8 +81,8 @@ class MaskRefiner(nn.Module):
     """Twice the mask features' resolution, the detail taken from the SAM input pixels: not X-SAM's
     (its mask features sit at a quarter of a 1024-px input); the embedded model's own, because at a
     128-px input a quarter is a 32x32 grid on which even the best-fitting logits reach IoU 0.82 on a
-    2-3.5:1 image (64x64: 0.93; `scripts/analysis/mask_ceiling.py`). Output = bilinear 2x upsample + a correction whose last conv starts at zero, so a
-    model it is added to answers as before until trained."""
+    2-3.5:1 image (64x64: 0.93; `scripts/analysis/mask_ceiling.py`). Output = bilinear 2x upsample + a
+    correction whose last conv starts at zero, so a model it is added to answers as before until trained."""
 
     def __init__(self, dim: int, channels: int):
         super().__init__()
