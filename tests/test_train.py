@@ -14,7 +14,7 @@ from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.training import train
-from xsam_core.training.losses import token_targets
+from xsam_core.training.losses import mask_centroids, token_targets
 from xsam_core.training.samples import CHAT_SET, COLOURS, TOKEN_LABELS, canvas_labels, siglip_frame
 
 
@@ -83,6 +83,13 @@ def test_token_targets_name_the_shape_and_colour_covering_most_of_a_cell():
     assert colour.tolist() == [[red, blue, none_colour, blue]]
 
 
+def test_mask_centroids_are_shares_of_the_canvas_side():
+    masks = torch.zeros(2, 8, 8)
+    masks[0, 2:4, 0:2] = 1  # rows 2-3, columns 0-1: x centre 1/8, y centre 3/8
+    masks[1] = 1
+    assert torch.allclose(mask_centroids(masks), torch.tensor([[0.125, 0.375], [0.5, 0.5]]))
+
+
 def test_chat_every_scene_asks_each_scene_its_chat_set(run):
     _, model, tokenizer = run
     batch = train.make_batch(5, 0, 3, 3, model.config, tokenizer, chat_every_scene=True)
@@ -132,22 +139,21 @@ def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
     model, tokenizer = train.new_run(tmp_path, seed=0)
     torch.manual_seed(0)
     batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
-    attr = train.AttributeHead(model.config.mask_dim)
-    token_head = train.TokenHead(model.config.llm_hidden)
+    heads = train.TrainingHeads(model.config)
     criterion = train.mask2former_loss(256)
-    params = [*model.parameters(), *attr.parameters(), *token_head.parameters()]
+    params = [*model.parameters(), *heads.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-3)
     totals = []
     for _ in range(8):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            losses = train.compute_losses(model, batch, criterion, attr, token_head, model.config.special_token_ids)
+            losses = train.compute_losses(model, batch, criterion, heads, model.config.special_token_ids)
         total = sum(train.LOSS_WEIGHTS[k] * v for k, v in losses.items())
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"lm", "chat", "class", "mask", "dice", "select", "attr", "tokens", "vtokens"}
+    assert set(losses) == {"lm", "chat", "class", "mask", "dice", "select", "attr", "place", "tokens", "vtokens"}
     assert totals[-1] < 0.7 * totals[0]
 
 

@@ -12,6 +12,10 @@ from-scratch LLM needs them):
 * attributes: each condition embedding is classified (cosine classifier with an additive margin)
   into the category and colour of what it refers to, so that names and phrases cannot collapse
   onto one embedding;
+* place: from the last-layer state of each query matched to a target, a linear head reads the
+  target's centroid (x, y), so that "the leftmost shape" can be one direction of the condition space
+  (a probe of run 13 read a matched query's area at R² 0.94 but its x below zero and y at 0.1:
+  `scripts/analysis/query_position.py`);
 * token labels: from each image token the LLM reads (SAM's, `tokens`, and SigLIP's, `vtokens`), a
   linear head tells which shape, and which colour, covers most of its cell, so those tokens carry
   what a shape is, not only its colour (the measured gap behind "Is there a star?").
@@ -31,7 +35,7 @@ from ..modeling.segmentor import PixelFeatures
 from .samples import CATEGORIES, COLOURS, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "tokens": 1.0, "vtokens": 1.0}
+                "place": 2.0, "tokens": 1.0, "vtokens": 1.0}
 TOKEN_COVER = 0.1
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
@@ -85,6 +89,17 @@ class TokenHead(nn.Module):
                 + F.cross_entropy(colour.flatten(0, 1), colour_target.flatten()))
 
 
+class TrainingHeads(nn.Module):
+    """The training-only heads, saved with a run's state and never exported: conditions' attributes,
+    image tokens' labels, and the matched queries' place (an L1 read-out of the centroid)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.attr = AttributeHead(cfg.mask_dim)
+        self.tokens = TokenHead(cfg.llm_hidden)
+        self.place = nn.Linear(cfg.mask_dim, 2)
+
+
 def cell_cover(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The share of each cell of a side x side grid over `canvas_labels` [B, TOKEN_LABELS, S, S] that
     each shape, and each colour, covers: [B, side², shapes] and [B, side², colours]."""
@@ -101,6 +116,14 @@ def token_targets(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.
         most, best = share.max(-1)
         out.append(torch.where(most >= TOKEN_COVER, best, share.shape[-1]))
     return out[0], out[1]
+
+
+def mask_centroids(masks: torch.Tensor) -> torch.Tensor:
+    """[N, 2]: the (x, y) centroid of each [N, S, S] canvas mask, as a share of the canvas side."""
+    side = masks.shape[-1]
+    grid = (torch.arange(side, device=masks.device, dtype=masks.dtype) + 0.5) / side
+    weight = masks.sum((-2, -1)).clamp_min(1e-6)
+    return torch.stack([(masks.sum(-2) * grid).sum(-1) / weight, (masks.sum(-1) * grid).sum(-1) / weight], -1)
 
 
 def mask2former_loss(num_points: int) -> Mask2FormerLoss:
@@ -134,8 +157,8 @@ def _selection_loss(logits: torch.Tensor, classes: list, indices, selectable: li
     return torch.stack(terms).mean() if terms else logits.new_zeros(())
 
 
-def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, attr: AttributeHead,
-                   token_head: TokenHead, special: dict) -> dict[str, torch.Tensor]:
+def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, heads: TrainingHeads,
+                   special: dict) -> dict[str, torch.Tensor]:
     images = model.encode_images(batch.siglip, batch.sam)  # the inference model's own encoding, batched
 
     # language side: one right-padded batch (causal attention never sees the padding)
@@ -148,7 +171,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
     length = max(e.shape[0] for e in embeds)
     x = torch.stack([F.pad(e, (0, 0, 0, length - e.shape[0])) for e in embeds])
     hidden = model.llm.model(inputs_embeds=x).last_hidden_state
-    losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, token_head)}
+    losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, heads.tokens)}
 
     proj = model.llm_projector(hidden)
     seg_batch, conds_all, cats, cols = [], [], [], []
@@ -162,9 +185,9 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, a
         cats += s.cond_category
         cols += s.cond_colour
     if seg_batch:
-        losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion))
+        losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion, heads.place))
         device = proj.device
-        losses["attr"] = attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
+        losses["attr"] = heads.attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
                                    torch.tensor(cols, device=device))
     return losses
 
@@ -189,7 +212,8 @@ def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
     return {"lm": per_token.mean(), "chat": per_token[chat].mean() if chat.any() else per_token.new_zeros(())}
 
 
-def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> dict[str, torch.Tensor]:
+def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
+                         place: nn.Linear) -> dict[str, torch.Tensor]:
     samples = [s for s, _, _ in seg_batch]
     k_max = max(c.shape[0] for _, c, _ in seg_batch) + 1
     d = model.config.mask_dim
@@ -220,4 +244,13 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion) -> 
         totals["dice"] = totals["dice"] + m["loss_dice"]
         if layer == len(out.hidden) - 1:
             totals["select"] = _selection_loss(logits, classes, indices, [s.selectable for s in samples])
+            totals["place"] = _place_loss(hidden.transpose(0, 1), mask_labels, indices, place)
     return totals
+
+
+def _place_loss(queries: torch.Tensor, mask_labels: list, indices, place: nn.Linear) -> torch.Tensor:
+    """L1 between the centroid `place` reads from each matched query [B, Q, D] and its target's."""
+    states = torch.cat([queries[i, src] for i, (src, _) in enumerate(indices)])
+    targets = torch.cat([mask_centroids(m[tgt]) for m, (_, tgt) in zip(mask_labels, indices)])
+    keep = torch.cat([m[tgt].flatten(1).any(1) for m, (_, tgt) in zip(mask_labels, indices)])  # no empty masks
+    return F.l1_loss(place(states[keep]).float(), targets[keep].float()) if keep.any() else states.new_zeros(())

@@ -30,7 +30,7 @@ from ..modeling import embedded
 from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel
-from .losses import LOSS_WEIGHTS, AttributeHead, TokenHead, compute_losses, mask2former_loss, token_losses
+from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_loss, token_losses
 from .samples import TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
@@ -109,23 +109,22 @@ def train(args) -> None:
     else:
         model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner)
     special = model.config.special_token_ids
-    attr = AttributeHead(model.config.mask_dim)
-    token_head = TokenHead(model.config.llm_hidden)
+    heads = TrainingHeads(model.config)
     model.to(args.device)
-    attr.to(args.device)
-    token_head.to(args.device)
-    heads = [*attr.parameters(), *token_head.parameters()]
-    params = [*model.parameters(), *heads]
+    heads.to(args.device)
+    params = [*model.parameters(), *heads.parameters()]
     # The training-only heads start from scratch even in a warm start: a faster rate lets them catch
     # up with the model before their gradients push it around.
-    opt = torch.optim.AdamW([{"params": list(model.parameters()), "scale": 1.0},
-                             {"params": heads, "scale": HEAD_LR_SCALE}], lr=args.lr, weight_decay=0.05)
+    groups = [{"params": list(model.parameters()), "scale": 1.0},
+              {"params": list(heads.parameters()), "scale": HEAD_LR_SCALE}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
     if state_file.exists():
         state = torch.load(state_file, weights_only=False, map_location=args.device)
         model.load_state_dict(state["model"])
-        attr.load_state_dict(state["attr"])
-        token_head.load_state_dict(state["tokens"])
+        heads.attr.load_state_dict(state["attr"])
+        heads.tokens.load_state_dict(state["tokens"])
+        heads.place.load_state_dict(state["place"])
         opt.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {out} at step {step} ({elapsed / 60:.1f} training min)", file=sys.stderr)
@@ -149,9 +148,9 @@ def train(args) -> None:
         # bf16 autocast: weights, gradients and optimizer state stay float32; cross-entropies run in float32
         with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
             if args.tokens_only:
-                losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, token_head)
+                losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, heads.tokens)
             else:
-                losses = compute_losses(model, batch, criterion, attr, token_head, special)
+                losses = compute_losses(model, batch, criterion, heads, special)
         total = sum(args.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -166,11 +165,11 @@ def train(args) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{total.item():.2f}", min=f"{elapsed / 60:.1f}")
         if time.perf_counter() - last_save > args.save_minutes * 60:
-            _save(state_file, model, attr, token_head, opt, step, elapsed)
+            _save(state_file, model, heads, opt, step, elapsed)
             last_save = time.perf_counter()
         if args.eval_every and step % args.eval_every == 0:
             _eval(model, tokenizer, out, args, step, log)
-    _save(state_file, model, attr, token_head, opt, step, elapsed)
+    _save(state_file, model, heads, opt, step, elapsed)
     log.close()
 
 
@@ -190,9 +189,10 @@ class StepBatches(IterableDataset):
                              self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only)
 
 
-def _save(path: Path, model, attr, token_head, opt, step: int, elapsed: float) -> None:
+def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "attr": attr.state_dict(), "tokens": token_head.state_dict(),
+    torch.save({"model": model.state_dict(), "attr": heads.attr.state_dict(),
+                "tokens": heads.tokens.state_dict(), "place": heads.place.state_dict(),
                 "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, tmp)
     tmp.replace(path)  # atomic: an interrupted save never corrupts the last state
 
@@ -271,7 +271,8 @@ def main(argv=None) -> int:
                          + ", ".join(f"{k}={v}" for k, v in LOSS_WEIGHTS.items()) + ")")
     ap.add_argument("--bf16", action="store_true",
                     help="bf16 autocast for the forward pass (a GPU; CPUs with AVX512-BF16 or AMX): a joint "
-                         "step's forward and backward 1.5 s -> 1.25 s on a 2-core AVX512-BF16 EPYC "
+                         "step's forward and backward 1.5 s -> 1.25 s on a 2-core AVX512-BF16 EPYC; never on an "
+                         "AVX2-only CPU, where bf16 is emulated (2.2 s -> 45 s a step; lscpu's flags tell) "
                          "(give it again on resume)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (one per physical core)")
