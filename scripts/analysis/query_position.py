@@ -70,7 +70,6 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("--batches", type=int, default=40)
     args = ap.parse_args()
-    torch.set_num_threads(2)
     cfg = XSamConfig.load(f"{args.run}/config.json")
     model = XSamModel(cfg).eval()
     model.load_state_dict(torch.load(f"{args.run}/state.pt", weights_only=False, map_location="cpu")["model"])
