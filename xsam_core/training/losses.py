@@ -251,6 +251,8 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
 def _place_loss(queries: torch.Tensor, mask_labels: list, indices, place: nn.Linear) -> torch.Tensor:
     """L1 between the centroid `place` reads from each matched query [B, Q, D] and its target's."""
     states = torch.cat([queries[i, src] for i, (src, _) in enumerate(indices)])
-    targets = torch.cat([mask_centroids(m[tgt]) for m, (_, tgt) in zip(mask_labels, indices)])
-    keep = torch.cat([m[tgt].flatten(1).any(1) for m, (_, tgt) in zip(mask_labels, indices)])  # no empty masks
-    return F.l1_loss(place(states[keep]).float(), targets[keep].float()) if keep.any() else states.new_zeros(())
+    masks = torch.cat([m[tgt] for m, (_, tgt) in zip(mask_labels, indices)])
+    keep = masks.flatten(1).any(1)  # an empty mask has no centroid
+    if not keep.any():
+        return states.new_zeros(())
+    return F.l1_loss(place(states[keep]).float(), mask_centroids(masks[keep]).float())
