@@ -114,13 +114,19 @@ def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     assert resized.siglip_features(pixels).shape[1] == 64
 
 
+def _without(model: XSamModel, prefix: str, **plain_config) -> XSamModel:
+    """`model` without the part whose weights sit under `prefix` (its config switched off)."""
+    plain = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), **plain_config})).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(prefix)})
+    return plain
+
+
 def test_a_mask_refiner_starts_as_a_plain_upsample_of_the_mask_features(run):
     """A warm start that adds the refiner keeps every weight and, until trained, gives the old mask
     features bilinearly upsampled to twice the grid; the image tokens do not change."""
     _, model, _ = run
-    plain = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), "mask_refiner": 0})).eval()
-    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("segmentor.refiner.")})
-    grown = train.add_mask_refiner(plain, 8).eval()
+    plain = _without(model, "segmentor.refiner.", mask_refiner=0)
+    grown = train.grow(plain, "segmentor.refiner.", mask_refiner=8).eval()
     assert grown.config.mask_refiner == 8
     assert all(torch.equal(v, grown.state_dict()[k]) for k, v in plain.state_dict().items())
     torch.manual_seed(0)
@@ -132,6 +138,26 @@ def test_a_mask_refiner_starts_as_a_plain_upsample_of_the_mask_features(run):
     upsampled = torch.nn.functional.interpolate(old, scale_factor=2, mode="bilinear", align_corners=False)
     assert torch.allclose(after.pixels.mask_features, upsampled, atol=1e-5)
     assert torch.equal(after.image_tokens, before.image_tokens)
+
+
+def test_value_positions_start_as_a_no_op_the_loss_reaches(run):
+    """A warm start that adds the decoder's value positions answers exactly as before, and the loss
+    reaches every level's new map (zero weights, but not a dead end)."""
+    _, model, _ = run
+    plain = _without(model, "segmentor.value_positions.", value_positions=False)
+    grown = train.grow(plain, "segmentor.value_positions.", value_positions=True).eval()
+    torch.manual_seed(0)
+    siglip, sam = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 128, 128)
+    dim = model.config.mask2former["hidden_dim"]
+    cond, seg = torch.randn(1, 3, dim), torch.randn(1, 1, dim)
+    with torch.no_grad():
+        before = plain.decode_masks(plain.encode_images(siglip, sam), cond, seg)
+        after = grown.decode_masks(grown.encode_images(siglip, sam), cond, seg)
+    assert torch.equal(after.class_logits, before.class_logits)
+    assert all(torch.equal(a, b) for a, b in zip(after.mask_logits_lowres, before.mask_logits_lowres))
+    grown.decode_masks(grown.encode_images(siglip, sam), cond, seg).last_hidden.square().sum().backward()
+    maps = grown.segmentor.value_positions
+    assert all(m.weight.grad.abs().sum() > 0 for m in maps)
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])

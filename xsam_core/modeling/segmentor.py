@@ -99,6 +99,13 @@ class MaskRefiner(nn.Module):
         return up + self.fuse(torch.cat([up, detail], dim=1))
 
 
+def _zero_linear(dim: int) -> nn.Linear:
+    layer = nn.Linear(dim, dim)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class XSegmentor(nn.Module):
     def __init__(self, cfg: XSamConfig, attn_implementation: str = "sdpa"):
         super().__init__()
@@ -111,6 +118,13 @@ class XSegmentor(nn.Module):
         self.clamp = cfg.class_logit_clamp
         self.masked_fill = cfg.class_logit_masked_fill
         self.refiner = MaskRefiner(m2f.mask_feature_size, cfg.mask_refiner) if cfg.mask_refiner else None
+        # Mask2Former adds the sine positions to the keys of its cross-attention only, so what a query
+        # gathers (the values) says nothing of where: a query cannot tell "leftmost" from "rightmost".
+        # The embedded model adds them to the image features too, through maps that start at zero (a
+        # warm start answers as before until trained). Not X-SAM's: off for the released model.
+        self.value_positions = nn.ModuleList(
+            _zero_linear(m2f.hidden_dim) for _ in range(self.decoder.num_feature_levels)
+        ) if cfg.value_positions else None
 
     def encode(self, pixel_values: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         """SAM ViT hidden states 0..num_layers (0 = patch + position embedding), channels-last."""
@@ -149,10 +163,13 @@ class XSegmentor(nn.Module):
         for i in range(dec.num_feature_levels):
             x = levels[i]
             sizes.append(x.shape[-2:])
-            positions.append(dec.position_embedder(x.shape, x.device, x.dtype, None).flatten(2).permute(2, 0, 1))
-            features.append(
-                (dec.input_projections[i](x).flatten(2) + dec.level_embed.weight[i][None, :, None]).permute(2, 0, 1)
-            )
+            position = dec.position_embedder(x.shape, x.device, x.dtype, None).flatten(2).permute(2, 0, 1)
+            feature = dec.input_projections[i](x).flatten(2) + dec.level_embed.weight[i][None, :, None]
+            feature = feature.permute(2, 0, 1)
+            if self.value_positions is not None:
+                feature = feature + self.value_positions[i](position)
+            positions.append(position)
+            features.append(feature)
         query_pos = dec.queries_embedder.weight.unsqueeze(1).repeat(1, batch, 1)
         queries = dec.queries_features.weight.unsqueeze(1).repeat(1, batch, 1)
         queries = queries + seg_embeds.transpose(0, 1)  # [B',1,D] → [1,B',D]: the same shift for every query

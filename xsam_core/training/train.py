@@ -37,10 +37,10 @@ HEAD_LR_SCALE = 10.0
 
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
-            mask_refiner: int = 0) -> tuple[XSamModel, object]:
+            mask_refiner: int = 0, value_positions: bool = False) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
-    its SigLIP input resized to `siglip_size` if given, a mask refiner of width `mask_refiner` added
-    if given and it has none."""
+    its SigLIP input resized to `siglip_size` if given, a mask refiner of width `mask_refiner` and the
+    decoder's value positions added if asked for and it has none."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -56,7 +56,10 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
         model = resize_siglip(model, siglip_size)
         cfg = model.config
     if mask_refiner and not cfg.mask_refiner:
-        model = add_mask_refiner(model, mask_refiner)
+        model = grow(model, "segmentor.refiner.", mask_refiner=mask_refiner)
+        cfg = model.config
+    if value_positions and not cfg.value_positions:
+        model = grow(model, "segmentor.value_positions.", value_positions=True)
         cfg = model.config
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
@@ -80,12 +83,12 @@ def resize_siglip(model: XSamModel, size: int) -> XSamModel:
     return resized
 
 
-def add_mask_refiner(model: XSamModel, channels: int) -> XSamModel:
-    """The same model with a `segmentor.MaskRefiner` of `channels` (new weights; it starts as a plain
-    2x upsample of the mask features)."""
-    grown = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), "mask_refiner": channels}))
+def grow(model: XSamModel, new: str, **changes) -> XSamModel:
+    """The same model with the config `changes` that add a part (its weights under the key prefix `new`,
+    made to start as a no-op: the mask refiner, the value positions); every other weight carried over."""
+    grown = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), **changes}))
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("segmentor.refiner.") for k in missing), (missing, unexpected)
+    assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
     return grown
 
 
@@ -107,7 +110,8 @@ def train(args) -> None:
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
-        model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner)
+        model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner,
+                                   args.value_positions)
     special = model.config.special_token_ids
     heads = TrainingHeads(model.config)
     model.to(args.device)
@@ -246,6 +250,8 @@ def main(argv=None) -> int:
                                    "ignored when the run folder resumes)")
     ap.add_argument("--mask-refiner", type=int, default=0,
                     help="a new run's mask refiner width: mask logits at twice the resolution (0: none)")
+    ap.add_argument("--value-positions", action="store_true",
+                    help="a new run's decoder gathers sine positions with the image features (starts as a no-op)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
     ap.add_argument("--chat-every-scene", action="store_true",
