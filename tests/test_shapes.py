@@ -334,6 +334,25 @@ def test_vgdseg_targets_share_the_prompted_shapes(items):
     assert two_regions > 0.2 * N_SCENES
 
 
+def test_training_vgdseg_prompts_a_repeated_shape_whenever_there_is_one():
+    """alike_first: every scene holding a shape twice gets a vgdseg request with a target beyond the
+    prompted things; evaluation's requests (the default) are drawn as before."""
+    with_alike = repeats = 0
+    for i in range(60):
+        scene = S.generate_scene(np.random.default_rng([7, i]))
+        plain = S.make_tasks(scene, np.random.default_rng([8, i]))
+        trained = S.make_tasks(scene, np.random.default_rng([8, i]), alike_first=True)
+        vgd = next(r for r in trained if r["task"] == "vgdseg")
+        shapes = [t.shape for t in scene.objects]
+        if len(set(shapes)) < len(shapes):
+            repeats += 1
+            with_alike += len(vgd["targets"]) > len(vgd["prompts"])
+            assert vgd["targets"] == sorted(sum(vgd["targets_per_region"], []))
+        else:
+            assert trained == plain  # nothing repeats: the same request, the same random draws
+    assert repeats >= 20 and with_alike == repeats
+
+
 # ---------------------------------------------------------------- files
 
 def test_rle_round_trip():

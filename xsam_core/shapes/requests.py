@@ -28,7 +28,8 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
   caption order; ``targets``: all of them.
 * ``intseg``: ``prompts`` holds one point, box, scribble or mask on one thing; ``targets`` is it.
 * ``vgdseg``: ``prompts`` holds one or two regions (``"prompt": "1"``, ``"2"``), each one prompt on
-  things of different shapes; ``targets`` are all things sharing a prompted shape;
+  things of different shapes; ``targets`` are all things sharing a prompted shape (training prompts a
+  shape that repeats whenever one does: ``make_tasks(alike_first=True)``);
   ``targets_per_region`` lists, per region, the things with that region's shape.
 """
 
@@ -315,9 +316,13 @@ def _intseg(scene: Scene, rng: np.random.Generator) -> dict:
     return _request("intseg", prompts=[prompt], targets=[thing.id])
 
 
-def _vgdseg(scene: Scene, rng: np.random.Generator) -> dict:
-    shapes = sorted({t.shape for t in scene.objects}, key=SHAPES.index)
+def _vgdseg(scene: Scene, rng: np.random.Generator, alike_first: bool = False) -> dict:
+    counts = Counter(t.shape for t in scene.objects)
+    shapes = sorted(counts, key=SHAPES.index)
     chosen = [shapes[i] for i in rng.permutation(len(shapes))[:int(rng.integers(1, 3))]]
+    repeated = [shape for shape in shapes if counts[shape] > 1]
+    if alike_first and repeated and not any(counts[shape] > 1 for shape in chosen):
+        chosen[0] = pick(rng, repeated)  # none of `chosen` repeats, so this adds no duplicate region
     prompts, per_region = [], []
     for region, shape in enumerate(chosen, 1):
         same = [t for t in scene.objects if t.shape == shape]
@@ -328,9 +333,12 @@ def _vgdseg(scene: Scene, rng: np.random.Generator) -> dict:
                     targets_per_region=per_region)
 
 
-def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0) -> list[dict]:
+def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0, alike_first: bool = False) -> list[dict]:
     """One request per task (genseg once per mode) with ground truth; ``id`` counts from 0 and
-    targets are scene-local ids (things 1..n, then ``scene.stuff_ids``)."""
+    targets are scene-local ids (things 1..n, then ``scene.stuff_ids``). With ``alike_first`` (training),
+    vgdseg prompts a shape the scene holds more than once whenever there is one: drawn uniformly, only
+    27 % of vgdseg requests have a target besides the prompted things, and the model learnt "this one"
+    rather than "all like this one" (scripts/analysis/vgd_recall.py)."""
     requests = [
         _chat(scene, rng),
         _refseg(scene, rng),
@@ -338,7 +346,7 @@ def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0) -> lis
         *(_genseg(scene, rng, mode) for mode in GENSEG_MODES),
         _gcgseg(scene),
         _intseg(scene, rng),
-        _vgdseg(scene, rng),
+        _vgdseg(scene, rng, alike_first),
     ]
     return [{"id": i, "image_id": image_id, **r} for i, r in enumerate(r for r in requests if r)]
 
