@@ -335,22 +335,31 @@ def test_vgdseg_targets_share_the_prompted_shapes(items):
 
 
 def test_training_vgdseg_prompts_a_repeated_shape_whenever_there_is_one():
-    """alike_first: every scene holding a shape twice gets a vgdseg request with a target beyond the
-    prompted things; evaluation's requests (the default) are drawn as before."""
-    with_alike = repeats = 0
+    """for_training: every scene holding a shape twice gets a vgdseg request with a target beyond the
+    prompted things (drawn evenly, as evaluation's requests are, about half of them do)."""
+    alike = {False: 0, True: 0}
+    repeats = 0
     for i in range(60):
         scene = S.generate_scene(np.random.default_rng([7, i]))
-        plain = S.make_tasks(scene, np.random.default_rng([8, i]))
-        trained = S.make_tasks(scene, np.random.default_rng([8, i]), alike_first=True)
-        vgd = next(r for r in trained if r["task"] == "vgdseg")
         shapes = [t.shape for t in scene.objects]
-        if len(set(shapes)) < len(shapes):
-            repeats += 1
-            with_alike += len(vgd["targets"]) > len(vgd["prompts"])
+        repeats += len(set(shapes)) < len(shapes)
+        for training in alike:
+            tasks = S.make_tasks(scene, np.random.default_rng([8, i]), for_training=training)
+            vgd = next(r for r in tasks if r["task"] == "vgdseg")
             assert vgd["targets"] == sorted(sum(vgd["targets_per_region"], []))
-        else:
-            assert trained == plain  # nothing repeats: the same request, the same random draws
-    assert repeats >= 20 and with_alike == repeats
+            alike[training] += len(vgd["targets"]) > len(vgd["prompts"])
+    assert repeats >= 20 and alike[True] == repeats and alike[False] < 0.8 * repeats
+
+
+def test_training_draws_reasoning_place_sentences_more_often():
+    place = {False: 0, True: 0}
+    words = tuple(S.EXTREMES)
+    for i in range(300):
+        scene = S.generate_scene(np.random.default_rng([9, i]))
+        for training in place:
+            tasks = S.make_tasks(scene, np.random.default_rng([10, i]), for_training=training)
+            place[training] += any(r["task"] == "reaseg" and r["text"].split()[1] in words for r in tasks)
+    assert place[True] > 1.3 * place[False] > 0, place  # weight 2 of 1 + 1 + 2: about 1.5x
 
 
 # ---------------------------------------------------------------- files

@@ -15,7 +15,8 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
 * ``reaseg``: ``text`` is a sentence whose unique answer is one thing: "the shape with three
   corners" / "four corners" / "five points" / "a hole", "the round shape", "the shape that looks
   like a plus sign", "the largest shape" / "the smallest shape" (area margin >= 1.3x), "the
-  leftmost shape" / rightmost / topmost / bottom-most (centroid margin). Skipped in the rare image
+  leftmost shape" / rightmost / topmost / bottom-most (centroid margin; training draws these more
+  often: ``make_tasks(for_training=True)``). Skipped in the rare image
   where no sentence is unambiguous (likewise ``refseg``).
 * ``genseg``: ``mode`` is ``panoptic``, ``semantic`` or ``instance``; ``text`` lists classes in the
   X-SAM syntax: ``"ins: circle, star; sem: wall, floor"`` (panoptic), ``"ins: circle, star"``
@@ -29,7 +30,7 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
 * ``intseg``: ``prompts`` holds one point, box, scribble or mask on one thing; ``targets`` is it.
 * ``vgdseg``: ``prompts`` holds one or two regions (``"prompt": "1"``, ``"2"``), each one prompt on
   things of different shapes; ``targets`` are all things sharing a prompted shape (training prompts a
-  shape that repeats whenever one does: ``make_tasks(alike_first=True)``);
+  shape that repeats whenever one does: ``make_tasks(for_training=True)``);
   ``targets_per_region`` lists, per region, the things with that region's shape.
 """
 
@@ -51,6 +52,7 @@ RELATION_MARGIN = 0.08      # of min(H, W): how clearly a relation must hold
 EXTREME_RATIO = 1.3         # "the largest shape" must beat the runner-up by this factor
 DEEP_FRACTION = 0.4         # prompt points lie where distance to the edge >= this * max
 ABSENT_CLASS_P = 0.3        # chance that genseg lists a given absent class
+PLACE_WEIGHT = 2.0          # training: reaseg's place sentences against the riddles and sizes
 
 RELATIONS = {"left of": (0, -1), "right of": (0, 1), "above": (1, -1), "below": (1, 1)}
 EXTREMES = {"leftmost": (0, 1), "rightmost": (0, -1), "topmost": (1, 1), "bottom-most": (1, -1)}
@@ -123,10 +125,16 @@ def _request(task: str, text: str = "", prompts: list | None = None, **truth) ->
     return {"task": task, "text": text, "prompts": prompts or [], **truth}
 
 
-def _pick_form(rng: np.random.Generator, forms: dict[str, list]):
-    """A random item of a random non-empty form, so rare forms are not drowned by common ones."""
-    available = [items for items in forms.values() if items]
-    return pick(rng, pick(rng, available)) if available else None
+def _pick_form(rng: np.random.Generator, forms: dict[str, list], weights: dict[str, float] | None = None):
+    """A random item of a random non-empty form, so rare forms are not drowned by common ones; the
+    forms equally likely, or as `weights` says (a form it leaves out weighs 1)."""
+    available = [name for name, items in forms.items() if items]
+    if not available:
+        return None
+    if weights is None:
+        return pick(rng, forms[pick(rng, available)])
+    p = np.array([weights.get(name, 1.0) for name in available])
+    return pick(rng, forms[available[rng.choice(len(available), p=p / p.sum())]])
 
 
 def _words(thing: Thing) -> tuple[str, str, str]:
@@ -229,7 +237,7 @@ def _extreme(things: list[Thing], key, clear) -> Thing | None:
     return best if clear(key(best), key(second)) else None
 
 
-def _reaseg(scene: Scene, rng: np.random.Generator) -> dict | None:
+def _reaseg(scene: Scene, rng: np.random.Generator, form_weights: dict[str, float] | None = None) -> dict | None:
     things = scene.objects
     counts = Counter(t.shape for t in things)
     # A ring is round too, so "the round shape" needs the circle to be the only round thing.
@@ -248,7 +256,7 @@ def _reaseg(scene: Scene, rng: np.random.Generator) -> dict | None:
         "place": [(f"the {word} shape", best.id) for word, key in places.items()
                   if (best := _extreme(things, key, by_margin))],
     }
-    choice = _pick_form(rng, forms)
+    choice = _pick_form(rng, forms, form_weights)
     return choice and _request("reaseg", choice[0], targets=[choice[1]])
 
 
@@ -333,20 +341,23 @@ def _vgdseg(scene: Scene, rng: np.random.Generator, alike_first: bool = False) -
                     targets_per_region=per_region)
 
 
-def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0, alike_first: bool = False) -> list[dict]:
+def make_tasks(scene: Scene, rng: np.random.Generator, image_id: int = 0, for_training: bool = False) -> list[dict]:
     """One request per task (genseg once per mode) with ground truth; ``id`` counts from 0 and
-    targets are scene-local ids (things 1..n, then ``scene.stuff_ids``). With ``alike_first`` (training),
-    vgdseg prompts a shape the scene holds more than once whenever there is one: drawn uniformly, only
-    27 % of vgdseg requests have a target besides the prompted things, and the model learnt "this one"
-    rather than "all like this one" (scripts/analysis/vgd_recall.py)."""
+    targets are scene-local ids (things 1..n, then ``scene.stuff_ids``).
+
+    ``for_training`` asks more often for what the even draw of evaluation's requests leaves rare and
+    the model got wrong (docs/embedded-chat-analysis.md §12-13): vgdseg prompts a shape the scene holds
+    more than once whenever there is one (drawn evenly, 27 % of the requests had a target besides the
+    prompted things, and the model learnt "this one" rather than "all like this one"), and reaseg draws
+    its place sentences ("the leftmost shape") PLACE_WEIGHT times as often as the other forms."""
     requests = [
         _chat(scene, rng),
         _refseg(scene, rng),
-        _reaseg(scene, rng),
+        _reaseg(scene, rng, {"place": PLACE_WEIGHT} if for_training else None),
         *(_genseg(scene, rng, mode) for mode in GENSEG_MODES),
         _gcgseg(scene),
         _intseg(scene, rng),
-        _vgdseg(scene, rng, alike_first),
+        _vgdseg(scene, rng, alike_first=for_training),
     ]
     return [{"id": i, "image_id": image_id, **r} for i, r in enumerate(r for r in requests if r)]
 

@@ -183,7 +183,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         siglip_labels.append(siglip_frame(labels[-1], scaled))
         if not (per_scene or chat_every_scene):
             continue  # token-only batches: images and labels only (drawing requests is 13 % of such a step)
-        requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng, alike_first=True)}
+        requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng, for_training=True)}
         requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
