@@ -394,6 +394,17 @@ def test_same_seed_same_bytes(dataset, tmp_path):
     assert (dataset / "annotations.json").read_bytes() != (tmp_path / "c/annotations.json").read_bytes()
 
 
+def test_task_requests_give_each_request_its_image_and_annotations(dataset):
+    coco, tasks = S.load_dataset(dataset)
+    got = list(S.task_requests([dataset, dataset], "vgdseg"))
+    assert [r for _, r, _ in got] == 2 * [t for t in tasks if t["task"] == "vgdseg"]
+    sizes = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
+    for image, r, of_image in got:
+        assert image.shape == (*sizes[r["image_id"]], 3) and image.dtype == np.uint8
+        assert set(r["targets"]) <= set(of_image)
+        assert all(a["image_id"] == r["image_id"] for a in of_image.values())
+
+
 def test_file_matches_the_scenes(dataset):
     coco, tasks = S.load_dataset(dataset)
     assert coco["info"] == {"generator": "xsam_core.shapes", "version": 1, "seed": 3, "n": 12, "look": None}

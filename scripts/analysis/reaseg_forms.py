@@ -14,16 +14,16 @@ than one further from the edge.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 
 import numpy as np
 
 sys.path.insert(0, ".")
+from folders_cli import folders_and_predictor  # noqa: E402
+
 from xsam_core import shapes  # noqa: E402
 from xsam_core.evaluation.metrics import iou  # noqa: E402
-from xsam_core.inference.predictor import Predictor  # noqa: E402
 from xsam_core.masks import union  # noqa: E402
 from xsam_core.shapes.requests import EXTREMES, SHAPE_RIDDLES  # noqa: E402
 
@@ -47,35 +47,23 @@ def place_rank(word: str, chosen: int, masks: dict[int, np.ndarray]) -> int:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", nargs="+", required=True)
-    ap.add_argument("--model")
-    args = ap.parse_args(argv)
-    predictor = Predictor.load(args.model)
+    folders, predictor = folders_and_predictor(__doc__, argv)
 
     rows = collections.defaultdict(list)  # form → [(iou, outcome)]
     ranks = []  # place forms onto another thing: that thing's rank along the axis
-    for root in args.data:
-        coco, requests = shapes.load_dataset(root)
-        images = {im["id"]: im for im in coco["images"]}
-        things = collections.defaultdict(list)
-        for a in coco["annotations"]:
-            if "colour" in a:
-                things[a["image_id"]].append(a)
-        for r in (r for r in requests if r["task"] == "reaseg"):
-            image = shapes.dataset_image(root, images[r["image_id"]])
-            pred = predictor.predict(image, "reaseg", r["text"])
-            mask = union([s.mask for s in pred.official_segments], image.shape[:2])
-            truths = {a["id"]: shapes.annotation_mask(a) for a in things[r["image_id"]]}
-            overlaps = {i: iou(mask, m) for i, m in truths.items()}
-            best = max(overlaps, key=overlaps.get)
-            outcome = "right" if overlaps[best] >= 0.5 and best in r["targets"] else (
-                "other thing" if overlaps[best] >= 0.5 else "no thing")
-            score = iou(mask, union((truths[i] for i in r["targets"]), image.shape[:2]))
-            kind = form(r["text"])
-            rows[kind].append((score, outcome))
-            if outcome == "other thing" and kind.startswith("place"):
-                ranks.append(place_rank(kind.split()[-1], best, truths))
+    for image, r, of_image in shapes.task_requests(folders, "reaseg"):
+        pred = predictor.predict(image, "reaseg", r["text"])
+        mask = union([s.mask for s in pred.official_segments], image.shape[:2])
+        truths = {i: shapes.annotation_mask(a) for i, a in of_image.items() if "colour" in a}
+        overlaps = {i: iou(mask, m) for i, m in truths.items()}
+        best = max(overlaps, key=overlaps.get)
+        outcome = "right" if overlaps[best] >= 0.5 and best in r["targets"] else (
+            "other thing" if overlaps[best] >= 0.5 else "no thing")
+        score = iou(mask, union((truths[i] for i in r["targets"]), image.shape[:2]))
+        kind = form(r["text"])
+        rows[kind].append((score, outcome))
+        if outcome == "other thing" and kind.startswith("place"):
+            ranks.append(place_rank(kind.split()[-1], best, truths))
 
     print(f"{'form':<22} {'n':>4} {'mIoU':>6} {'right':>6} {'other thing':>12} {'no thing':>9}")
     everything = [x for v in rows.values() for x in v]

@@ -16,6 +16,7 @@ from .dataset import (
     load_dataset,
     main,
     scene_annotations,
+    task_requests,
     write_dataset,
 )
 from .looks import LOOKS, random_look
@@ -58,5 +59,5 @@ __all__ = [
     "visual_prompt", "chat_kind", "chat_set", "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
-    "dataset_image", "annotation_mask", "main",
+    "dataset_image", "task_requests", "annotation_mask", "main",
 ]

@@ -108,6 +108,20 @@ def dataset_image(root: str | Path, image: dict) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
+def task_requests(roots, task: str):
+    """(image, request, {annotation id: annotation of that image}) for every request of `task` in the
+    dataset folders `roots`, in file order."""
+    for root in roots:
+        coco, requests = load_dataset(root)
+        images = {im["id"]: im for im in coco["images"]}
+        by_image = {}
+        for a in coco["annotations"]:
+            by_image.setdefault(a["image_id"], {})[a["id"]] = a
+        for r in requests:
+            if r["task"] == task:
+                yield dataset_image(root, images[r["image_id"]]), r, by_image.get(r["image_id"], {})
+
+
 def annotation_mask(annotation: dict) -> np.ndarray:
     """Bool H x W mask of an annotation."""
     return rle_to_mask(annotation["segmentation"])
