@@ -131,7 +131,7 @@ def _pick_form(rng: np.random.Generator, forms: dict[str, list], weights: dict[s
     available = [name for name, items in forms.items() if items]
     if not available:
         return None
-    if weights is None:
+    if weights is None:  # evaluation's draw, kept as it was so its datasets stay byte for byte
         return pick(rng, forms[pick(rng, available)])
     p = np.array([weights.get(name, 1.0) for name in available])
     return pick(rng, forms[available[rng.choice(len(available), p=p / p.sum())]])
