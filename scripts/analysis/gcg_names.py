@@ -16,7 +16,9 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
     repeats an earlier phrase of the same caption;
 (d) teacher-forced: the true caption fed in, each object phrase's size, colour and shape word against
     the model's top prediction there, given the true caption before it (first phrase and later ones
-    apart): where (d) is right and (a) is not, the caption drifts once it has said one wrong thing.
+    apart): where (d) is right and (a) is not, the caption drifts once it has said one wrong thing;
+(e) free-running, a later phrase right in all three words after a caption right so far, against after a
+    wrong phrase: the drift measured directly.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def main(argv=None) -> None:
 
     by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
-    forced = collections.defaultdict(list)
+    forced, after = collections.defaultdict(list), collections.defaultdict(list)
     for r in gcg:
         image = shapes.dataset_image(args.data, images[r["image_id"]])
         pred = predictor.predict(image, "gcgseg", r["text"], r["prompts"])
@@ -104,6 +106,8 @@ def main(argv=None) -> None:
         for k, hits in enumerate(forced_words(predictor, image, r["caption_grounded"])):
             for a, h in zip(ATTRS, hits):
                 forced[f"{a}@{min(k, 1)}"].append(h)
+            forced[f"all@{min(k, 1)}"].append(all(hits))
+        right_so_far = True
         in_scene = {t for t, _ in truth}
         for k, (words, mask) in enumerate(said):
             real.append(words in in_scene)
@@ -112,6 +116,9 @@ def main(argv=None) -> None:
                 for a, h in attr_hits(words, truth[k][0]).items():
                     by_pos[a].append(h)
                 by_pos[f"all@{min(k, 2)}"].append(by_pos["all"][-1])
+                if k:
+                    after["right" if right_so_far else "wrong"].append(by_pos["all"][-1])
+                right_so_far &= by_pos["all"][-1]
             overlaps = [iou(mask, m) for _, m in truth]
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best >= 0 and overlaps[best] >= 0.5:
@@ -134,8 +141,10 @@ def main(argv=None) -> None:
     print(f"(b) phrase vs the thing its mask covers:   {rates(by_mask)}; masks on no thing: {unmatched}/{n_said}")
     print(f"(c) phrase names a thing of the scene {np.mean(real):.2f}; repeats an earlier phrase {np.mean(repeats):.2f}")
     print("(d) teacher-forced, right word given the true caption before it: " + "  ".join(
-        f"{a} {np.mean(forced[f'{a}@0']):.2f} / {np.mean(forced[f'{a}@1']):.2f}" for a in ATTRS)
+        f"{a} {np.mean(forced[f'{a}@0']):.2f} / {np.mean(forced[f'{a}@1']):.2f}" for a in (*ATTRS, "all"))
         + "  (first phrase / later phrases)")
+    print(f"(e) later phrase right in all three words: after a caption right so far {np.mean(after['right']):.2f} "
+          f"(n={len(after['right'])}), after a wrong phrase {np.mean(after['wrong']):.2f} (n={len(after['wrong'])})")
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
 
