@@ -113,12 +113,13 @@ def main(argv=None) -> None:
             real.append(words in in_scene)
             repeats.append(words in [w for w, _ in said[:k]])
             if k < len(truth):
-                for a, h in attr_hits(words, truth[k][0]).items():
+                hits = attr_hits(words, truth[k][0])
+                for a, h in hits.items():
                     by_pos[a].append(h)
-                by_pos[f"all@{min(k, 2)}"].append(by_pos["all"][-1])
+                by_pos[f"all@{min(k, 2)}"].append(hits["all"])
                 if k:
-                    after["right" if right_so_far else "wrong"].append(by_pos["all"][-1])
-                right_so_far &= by_pos["all"][-1]
+                    after["right" if right_so_far else "wrong"].append(hits["all"])
+                right_so_far &= hits["all"]
             overlaps = [iou(mask, m) for _, m in truth]
             best = int(np.argmax(overlaps)) if overlaps else -1
             if best >= 0 and overlaps[best] >= 0.5:
