@@ -64,8 +64,7 @@ def test_different_questions_on_one_image_get_different_answers():
     <shape>?" for two shapes of different colours: a model that ignores the object named answers both
     alike. Measured on these scenes: shipped checkpoint (run 18) 45 of 45 pairs answered differently, 43
     both right (run 17: 44 and 42; run 16 and run 15: 43 and 41; run 13: 41 and 39; run 12: 42 and 40;
-    run 10: 41 and 38; run 9: 39 and 35; run 8: 28 and
-    20; run 4: 6 and 5; run 1: 0 of 45)."""
+    run 10: 41 and 38; run 9: 39 and 35; run 8: 28 and 20; run 4: 6 and 5; run 1: 0 of 45)."""
     pred = Predictor.load(None)
     differ = right = total = 0
     for scene, pair in contrast_pairs(CONTRAST_SCENES, HELDOUT_SEED):
