@@ -14,7 +14,7 @@ from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.training import train
-from xsam_core.training.losses import mask_centroids, token_targets
+from xsam_core.training.losses import _selection_loss, mask_centroids, token_targets
 from xsam_core.training.samples import CHAT_SET, COLOURS, TOKEN_LABELS, canvas_labels, siglip_frame
 
 
@@ -158,6 +158,49 @@ def test_value_positions_start_as_a_no_op_the_loss_reaches(run):
     grown.decode_masks(grown.encode_images(siglip, sam), cond, seg).last_hidden.square().sum().backward()
     maps = grown.segmentor.value_positions
     assert all(m.weight.grad.abs().sum() > 0 for m in maps)
+
+
+def test_phrase_words_start_as_a_no_op_and_part_words_the_llm_merged(run):
+    """A warm start that adds the phrase-word vectors gives the same conditions; the loss reaches the
+    vectors of the phrase's words; once trained, two phrases whose last-layer states are equal
+    ("leftmost" and "rightmost" in the shipped run 18) get different conditions through their words."""
+    _, model, tokenizer = run
+    grown = train.grow(model, "phrase_words.", phrase_words=True).eval()
+    p, q = model.config.special_token_ids["<p>"], model.config.special_token_ids["</p>"]
+    left, right = ([p, *tokenizer.encode(f"the {w} shape", add_special_tokens=False), q, -200]
+                   for w in ("leftmost", "rightmost"))
+    phrase = [0] * (len(left) - 1) + [-1]  # the image slot after the span conditions nothing
+    hidden = torch.randn(len(left), model.config.llm_hidden, requires_grad=True)
+    assert torch.equal(grown.phrase_conditions(hidden, left, phrase), model.phrase_conditions(hidden, left, phrase))
+    grown.phrase_conditions(hidden, left, phrase).square().sum().backward()
+    reached = grown.phrase_words.weight.grad.abs().sum(-1).nonzero().flatten().tolist()
+    assert reached == sorted(left[:-1])  # the span's words, not the image slot nor any other word
+    torch.nn.init.normal_(grown.phrase_words.weight)
+    with torch.no_grad():
+        a, b = grown.phrase_conditions(hidden, left, phrase), grown.phrase_conditions(hidden, right, phrase)
+    vectors = grown.phrase_words.weight
+    assert torch.allclose(a - b, (vectors[left[2]] - vectors[right[2]]) / 5, atol=1e-5)
+
+
+def test_selection_counts_every_query_on_the_target_and_only_those():
+    """Queries 0 and 1 both cover the target (the decoder proposes a thing more than once), query 2
+    covers something else; query 0 is the matched one. The loss is the log-share of the queries on the
+    target, so query 1 winning costs less than query 2 winning, and a quarter of what counting only
+    the matched query would charge."""
+    target = torch.zeros(1, 8, 8)
+    target[0, :4, :4] = 1
+    masks = torch.full((1, 3, 8, 8), -1.0)
+    masks[0, 0, :4, :4] = masks[0, 1, :4, :3] = masks[0, 2, 4:, 4:] = 1.0
+    indices = [(torch.tensor([0]), torch.tensor([0]))]
+
+    def loss(condition_logits):  # [Q] logit of the condition per query; the background's stays 0
+        logits = torch.stack([torch.tensor(condition_logits), torch.zeros(3)], -1)[None]
+        return _selection_loss(logits, masks, [target], [torch.tensor([0])], indices, [True]).item()
+
+    logp = torch.tensor([0.0, 5.0, 0.0]).sigmoid().log()
+    assert loss([0.0, 5.0, 0.0]) == pytest.approx((logp.logsumexp(0) - logp[:2].logsumexp(0)).item())
+    assert loss([0.0, 5.0, 0.0]) < loss([0.0, 0.0, 5.0])
+    assert loss([0.0, 5.0, 0.0]) < (logp.logsumexp(0) - logp[0]).item() / 4  # the matched query alone: 1.38
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])

@@ -19,6 +19,7 @@ class Conditions:
     cond_ids: list[int]  # phrase index per position, -1 elsewhere
     seg_ids: list[int]  # <SEG> index per position, -1 elsewhere
     phrase_ids: list[int]  # the ids whose <p> … </p> spans name the phrases (prompt or answer)
+    token_ids: list[int]  # the id at each position (image slots repeated)
     earlier_phrases: int = 0  # spans of phrase_ids that belong to earlier turns
 
 
@@ -31,9 +32,10 @@ def conditions(prompt_ids: list[int], num_image_tokens: int, generated: list[int
     fed = generated[:-1]  # the tokens fed back: their states exist
     n = len(expanded)
     if p in fed:
-        return Conditions([-1] * n + span_ids(fed, p, q), [-1] * n + mark_ids(fed, seg), fed)
+        return Conditions([-1] * n + span_ids(fed, p, q), [-1] * n + mark_ids(fed, seg), fed, expanded + fed)
     cond_ids = [i - earlier_phrases if i >= earlier_phrases else -1 for i in span_ids(expanded, p, q)]
-    return Conditions(cond_ids + [-1] * len(fed), [-1] * n + mark_ids(fed, seg), prompt_ids, earlier_phrases)
+    return Conditions(cond_ids + [-1] * len(fed), [-1] * n + mark_ids(fed, seg), prompt_ids, expanded + fed,
+                      earlier_phrases)
 
 
 def phrases(tokenizer, cond: Conditions, special: dict) -> list[str]:
@@ -54,9 +56,8 @@ def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, c
     """The conditioned mask-decoder pass → (DecoderOutput, number of conditions), or (None, why not)."""
     if max(cond.seg_ids) < 0 or max(cond.cond_ids) < 0:
         return None, "the answer holds no <SEG> token or no phrase: no masks"
-    proj = model.llm_projector(hidden)
-    conds = mean_by_id(proj[: len(cond.cond_ids)], cond.cond_ids)
-    segs = mean_by_id(proj[: len(cond.seg_ids)], cond.seg_ids)
+    conds = model.phrase_conditions(hidden, cond.token_ids, cond.cond_ids)
+    segs = mean_by_id(model.llm_projector(hidden[: len(cond.seg_ids)]), cond.seg_ids)
     bg = model.bg_embeds.weight
     n_phr = conds.shape[0]
     if task.refer:

@@ -86,6 +86,14 @@ class XSamModel(nn.Module):
         self.seg_connector = ConvConnector(h_sam, cfg.connector_hidden_dim, cfg.connector_scales)
         self.llm_projector = Projector(h_llm, cfg.mask_dim)
         self.bg_embeds = nn.Embedding(1, cfg.mask_dim)
+        # A phrase's condition is the mean of its projected last-layer states. "leftmost" and "rightmost"
+        # leave the LLM's first layer at cosine 0.98 and reach the condition at 0.999, and no amount of
+        # reasoning training parts them, though one fixed condition per sentence picks the right thing
+        # 0.82-0.88 of the time on the same queries (docs/embedded-chat-analysis.md §15). So the embedded
+        # model adds a vector per word of the phrase, from a table that starts at zero. Not X-SAM's.
+        self.phrase_words = nn.Embedding(cfg.llm["vocab_size"], cfg.mask_dim) if cfg.phrase_words else None
+        if self.phrase_words is not None:
+            nn.init.zeros_(self.phrase_words.weight)
         self.sampler = RegionSampler(cfg.sampler_points)  # no parameters
         self._init_mask2former()
 
@@ -179,6 +187,17 @@ class XSamModel(nn.Module):
         return out.last_hidden_state, cache
 
     # --- segmentation side -----------------------------------------------------------------------
+
+    def phrase_conditions(self, hidden: torch.Tensor, ids: list[int], phrase_ids: list[int]) -> torch.Tensor:
+        """[num_phrases, D]: per phrase (`phrase_ids`, one per position of `ids`, -1 outside), the mean
+        projected state of its tokens, plus with `phrase_words` the mean of their words' vectors."""
+        n = len(phrase_ids)
+        conds = mean_by_id(self.llm_projector(hidden[:n]), phrase_ids)
+        if self.phrase_words is None:
+            return conds
+        ids_t = torch.tensor(ids[:n], device=hidden.device)
+        words = self.phrase_words(ids_t.clamp_min(0)) * (ids_t >= 0)[:, None]  # image and region slots: none
+        return conds + mean_by_id(words.to(hidden.dtype), phrase_ids)
 
     def decode_masks(self, enc: ImageEncoding, cond: torch.Tensor, seg: torch.Tensor,
                      embed_masks=None, cond_lens=None) -> DecoderOutput:

@@ -7,8 +7,8 @@ are a few percent of the loss, drowned by the long captions (docs/embedded-chat-
 training-only terms, which the inference model never sees (see embedded-training.md for why a
 from-scratch LLM needs them):
 * selection: for a condition with one target (a referring phrase, a visual prompt, a caption
-  phrase), cross-entropy over the queries of that condition's log-probability, the matched query
-  being right: this trains exactly the argmax over queries that inference takes;
+  phrase), cross-entropy over the queries of that condition's log-probability, any query whose mask
+  covers the target being right: this trains exactly the argmax over queries that inference takes;
 * attributes: each condition embedding is classified (cosine classifier with an additive margin)
   into the category and colour of what it refers to, so that names and phrases cannot collapse
   onto one embedding;
@@ -30,13 +30,14 @@ from transformers import Mask2FormerConfig
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 
 from .. import shapes
-from ..modeling.model import ImageBatchEncoding, XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..modeling.model import ImageBatchEncoding, XSamModel, expand_ids, mark_ids, span_ids
 from ..modeling.segmentor import PixelFeatures
 from .samples import CATEGORIES, COLOURS, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
                 "place": 2.0, "tokens": 1.0, "vtokens": 1.0}
 TOKEN_COVER = 0.1
+COVER_IOU = 0.5  # selection: a query whose mask overlaps the target this much proposes it
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
 # every square, triangle, star and cross wrong at step 3,627; scripts/analysis/token_shapes.py).
@@ -144,16 +145,27 @@ def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: 
     return F.cross_entropy(logits.transpose(1, 2), target, weight=weight)
 
 
-def _selection_loss(logits: torch.Tensor, classes: list, indices, selectable: list) -> torch.Tensor:
-    """For conditions with a single target: the matched query must win the argmax over queries."""
+def _selection_loss(logits: torch.Tensor, mask_logits: torch.Tensor, mask_labels: list, classes: list, indices,
+                    selectable: list) -> torch.Tensor:
+    """For conditions with a single target: a query on the target must win the argmax over queries.
+    Every query whose mask covers the target (IoU >= COVER_IOU) counts besides the matched one: the
+    decoder proposes a thing with two to four queries, and treating those as rivals pushed a condition
+    away from its target about as hard as towards it (analysis §15)."""
     terms = []
     logp = logits.log_softmax(-1)  # [B, Q, K]
+    proposals = mask_logits.detach() > 0  # [B, Q, h, w]
     for i, (src, tgt) in enumerate(indices):
         if not selectable[i]:
             continue
+        targets = F.interpolate(mask_labels[i][None].float(), size=proposals.shape[-2:], mode="area")[0] >= 0.5
+        inter = (proposals[i, :, None] & targets[None]).flatten(2).sum(-1)  # [Q, N]
+        union = (proposals[i, :, None] | targets[None]).flatten(2).sum(-1)
+        covers = inter >= COVER_IOU * union.clamp_min(1)
         for query, t in zip(src.tolist(), tgt.tolist()):
             scores = logp[i, :, classes[i][t]]
-            terms.append(torch.logsumexp(scores, 0) - scores[query])
+            on = covers[:, t].clone()
+            on[query] = True
+            terms.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[on], 0))
     return torch.stack(terms).mean() if terms else logits.new_zeros(())
 
 
@@ -173,20 +185,19 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
     hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, heads.tokens)}
 
-    proj = model.llm_projector(hidden)
     seg_batch, conds_all, cats, cols = [], [], [], []
     for b, (s, ids) in enumerate(zip(batch.samples, expanded)):
         if not s.masks:
             continue
         seg_pos = [i for i, m in enumerate(mark_ids(ids, special["<SEG>"])) if m >= 0]
-        conds = mean_by_id(proj[b, : len(ids)], span_ids(ids, special["<p>"], special["</p>"]))
-        seg_batch.append((s, conds, proj[b, seg_pos[0]]))
+        conds = model.phrase_conditions(hidden[b], ids, span_ids(ids, special["<p>"], special["</p>"]))
+        seg_batch.append((s, conds, model.llm_projector(hidden[b, seg_pos[0]])))
         conds_all.append(conds)
         cats += s.cond_category
         cols += s.cond_colour
     if seg_batch:
         losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion, heads.place))
-        device = proj.device
+        device = hidden.device
         losses["attr"] = heads.attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
                                    torch.tensor(cols, device=device))
     return losses
@@ -243,7 +254,8 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
         totals["mask"] = totals["mask"] + m["loss_mask"]
         totals["dice"] = totals["dice"] + m["loss_dice"]
         if layer == len(out.hidden) - 1:
-            totals["select"] = _selection_loss(logits, classes, indices, [s.selectable for s in samples])
+            totals["select"] = _selection_loss(logits, mask_logits, mask_labels, classes, indices,
+                                               [s.selectable for s in samples])
             totals["place"] = _place_loss(hidden.transpose(0, 1), mask_labels, indices, place)
     return totals
 

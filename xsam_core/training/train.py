@@ -34,13 +34,15 @@ from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_los
 from .samples import TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
+FAST_PREFIXES = ("phrase_words.",)  # model parts trained at the heads' rate
 
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
-            mask_refiner: int = 0, value_positions: bool = False) -> tuple[XSamModel, object]:
+            mask_refiner: int = 0, value_positions: bool = False,
+            phrase_words: bool = False) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
     its SigLIP input resized to `siglip_size` if given, a mask refiner of width `mask_refiner` and the
-    decoder's value positions added if asked for and it has none."""
+    decoder's value positions and the phrase-word path added if asked for and it has none."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -60,6 +62,9 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
         cfg = model.config
     if value_positions and not cfg.value_positions:
         model = grow(model, "segmentor.value_positions.", value_positions=True)
+        cfg = model.config
+    if phrase_words and not cfg.phrase_words:
+        model = grow(model, "phrase_words.", phrase_words=True)
         cfg = model.config
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
@@ -85,7 +90,8 @@ def resize_siglip(model: XSamModel, size: int) -> XSamModel:
 
 def grow(model: XSamModel, new: str, **changes) -> XSamModel:
     """The same model with the config `changes` that add a part (its weights under the key prefix `new`,
-    made to start as a no-op: the mask refiner, the value positions); every other weight carried over."""
+    made to start as a no-op: the mask refiner, the value positions, the phrase words); every other
+    weight carried over."""
     grown = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), **changes}))
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
@@ -111,16 +117,18 @@ def train(args) -> None:
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
         model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner,
-                                   args.value_positions)
+                                   args.value_positions, args.phrase_words)
     special = model.config.special_token_ids
     heads = TrainingHeads(model.config)
     model.to(args.device)
     heads.to(args.device)
     params = [*model.parameters(), *heads.parameters()]
     # The training-only heads start from scratch even in a warm start: a faster rate lets them catch
-    # up with the model before their gradients push it around.
-    groups = [{"params": list(model.parameters()), "scale": 1.0},
-              {"params": list(heads.parameters()), "scale": HEAD_LR_SCALE}]
+    # up with the model before their gradients push it around. So do the phrase-word vectors (a
+    # shared map from the LLM's embeddings, tried first, moved 0.0015 a weight in 367 steps at the model's rate).
+    fast = [p for name, p in model.named_parameters() if name.startswith(FAST_PREFIXES)]
+    slow = [p for name, p in model.named_parameters() if not name.startswith(FAST_PREFIXES)]
+    groups = [{"params": slow, "scale": 1.0}, {"params": [*fast, *heads.parameters()], "scale": HEAD_LR_SCALE}]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
     if state_file.exists():
@@ -252,6 +260,8 @@ def main(argv=None) -> int:
                     help="a new run's mask refiner width: mask logits at twice the resolution (0: none)")
     ap.add_argument("--value-positions", action="store_true",
                     help="a new run's decoder gathers sine positions with the image features (starts as a no-op)")
+    ap.add_argument("--phrase-words", action="store_true",
+                    help="a new run's phrase conditions add the phrase's token embeddings (starts as a no-op)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
     ap.add_argument("--chat-every-scene", action="store_true",
