@@ -89,7 +89,7 @@ class XSamModel(nn.Module):
         # A phrase's condition is the mean of its projected last-layer states. "leftmost" and "rightmost"
         # leave the LLM's first layer at cosine 0.98 and reach the condition at 0.999, and no amount of
         # reasoning training parts them, though one fixed condition per sentence picks the right thing
-        # 0.82-0.88 of the time on the same queries (docs/embedded-chat-analysis.md §15). So the embedded
+        # 0.81-1.00 of the time on the same queries (docs/embedded-chat-analysis.md §15). So the embedded
         # model adds a vector per word of the phrase, from a table that starts at zero. Not X-SAM's.
         self.phrase_words = nn.Embedding(cfg.llm["vocab_size"], cfg.mask_dim) if cfg.phrase_words else None
         if self.phrase_words is not None:
