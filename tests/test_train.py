@@ -13,9 +13,18 @@ from xsam_core.inference.predictor import Predictor
 from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
+from xsam_core.shapes.requests import SHAPE_RIDDLES, _request
 from xsam_core.training import train
 from xsam_core.training.losses import _selection_loss, mask_centroids, token_targets
-from xsam_core.training.samples import CHAT_SET, COLOURS, TOKEN_LABELS, canvas_labels, siglip_frame
+from xsam_core.training.samples import (
+    CATEGORIES,
+    CHAT_SET,
+    COLOURS,
+    TOKEN_LABELS,
+    canvas_labels,
+    make_sample,
+    siglip_frame,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +55,28 @@ def test_batches_are_reproducible_and_well_formed(run):
             if not s.task.startswith("genseg"):  # genseg also names classes absent from the scene
                 assert used == set(range(len(s.cond_category))), s.task
         assert len(s.regions) == s.ids.count(-300)
+
+
+def test_attribute_targets_are_only_what_the_words_name(run):
+    """The attribute term classifies a condition into what its text names: a place or size sentence
+    names neither kind nor colour (asking for them pulled "leftmost" and "rightmost" onto one
+    condition), a riddle names the kind, a referring phrase the kind and its colour."""
+    _, model, tokenizer = run
+    cfg = model.config
+    scene = shapes.generate_scene(np.random.default_rng(2), n_things=3)
+    _, scaled = sam_pixels(Image.fromarray(scene.image), cfg.sam_processor)
+    thing = scene.objects[0]
+
+    def targets(task, text):
+        request = _request(task, text, targets=[thing.id])
+        s = make_sample(scene, request, 0, scaled, cfg.sam_processor["longest_edge"], tokenizer,
+                        cfg.template_strings, np.random.default_rng(0))
+        return s.cond_category, s.cond_colour
+
+    kind, colour = CATEGORIES.index(thing.shape), COLOURS.index(thing.colour)
+    assert targets("reaseg", "the leftmost shape") == targets("reaseg", "the largest shape") == ([-1], [-1])
+    assert targets("reaseg", SHAPE_RIDDLES[thing.shape]) == ([kind], [-1])
+    assert targets("refseg", f"the {thing.colour} {thing.shape}") == ([kind], [colour])
 
 
 def test_token_labels_lie_on_their_objects_in_both_frames(run):
@@ -179,7 +210,7 @@ def test_phrase_words_start_as_a_no_op_and_part_words_the_llm_merged(run):
     with torch.no_grad():
         a, b = grown.phrase_conditions(hidden, left, phrase), grown.phrase_conditions(hidden, right, phrase)
     vectors = grown.phrase_words.weight
-    assert torch.allclose(a - b, (vectors[left[2]] - vectors[right[2]]) / 5, atol=1e-5)
+    assert torch.allclose(a - b, vectors[left[2]] - vectors[right[2]], atol=1e-5)  # a sum: the word's whole vector
 
 
 def test_selection_counts_every_query_on_the_target_and_only_those():
@@ -234,6 +265,13 @@ def test_training_resumes_and_exports(tmp_path):
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert train.main(["--out", str(out), "--export", str(tmp_path / "model")]) == 0
+    # a warm start from the export takes the run's training-only heads with --init-heads
+    warm = tmp_path / "warm"
+    assert train.main(["--out", str(warm), "--init", str(tmp_path / "model"), "--init-heads", str(out),
+                       "--steps", "0"]) == 0
+    before, after = (torch.load(d / "state.pt", weights_only=False) for d in (out, warm))
+    for head in ("attr", "tokens", "place"):
+        assert all(torch.equal(v, after[head][k]) for k, v in before[head].items()), head
     pred = Predictor.load(str(tmp_path / "model"))
     assert pred.config.name == "xsam-tiny-shapes"
     # the export is the run's last state, in bf16, and answers as that state does

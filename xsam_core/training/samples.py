@@ -21,6 +21,7 @@ from ..inference.templates import apply_template, encode_prompt
 from ..inference.visual_prompts import build_regions
 from ..masks import union
 from ..modeling.config import XSamConfig
+from ..shapes.requests import SHAPE_RIDDLES
 from ..tasks import TASKS
 from ..tasks.base import CLASS_MASKS, ONE_MASK, PHRASE_MASKS, SIMILAR_MASKS
 from ..tasks.common import Choices
@@ -36,6 +37,7 @@ LOOK_SHARE = 0.5
 # but GCG, the size look up to 0.08), so they are drawn more often than the other looks.
 LOOK_WEIGHTS = {"aspect": 3.0, "size": 2.0}
 CHAT_SET = 3  # chat questions on a scene drawn for chat
+RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
 
 
@@ -95,7 +97,10 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
     if spec.output == ONE_MASK:
         target = request["targets"][0]
         add(0, [target])
-        sample.cond_category, sample.cond_colour = [CATEGORIES.index(name_of(target))], [colour_of(target)]
+        category, colour = CATEGORIES.index(name_of(target)), colour_of(target)
+        if request["task"] == "reaseg":  # a sentence names no colour, and only a riddle names the kind
+            category, colour = (category if request["text"] in RIDDLE_SENTENCES else -1), -1
+        sample.cond_category, sample.cond_colour = [category], [colour]
         sample.selectable = True
     elif spec.output == PHRASE_MASKS:
         for j, phrase in enumerate(request["phrases"]):

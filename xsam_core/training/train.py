@@ -34,7 +34,7 @@ from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_los
 from .samples import TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
-FAST_PREFIXES = ("phrase_words.",)  # model parts trained at the heads' rate
+WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate (train.py's `groups`)
 
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
@@ -123,20 +123,24 @@ def train(args) -> None:
     model.to(args.device)
     heads.to(args.device)
     params = [*model.parameters(), *heads.parameters()]
-    # The training-only heads start from scratch even in a warm start: a faster rate lets them catch
-    # up with the model before their gradients push it around. So do the phrase-word vectors (a
-    # shared map from the LLM's embeddings, tried first, moved 0.0015 a weight in 367 steps at the model's rate).
-    fast = [p for name, p in model.named_parameters() if name.startswith(FAST_PREFIXES)]
-    slow = [p for name, p in model.named_parameters() if not name.startswith(FAST_PREFIXES)]
-    groups = [{"params": slow, "scale": 1.0}, {"params": [*fast, *heads.parameters()], "scale": HEAD_LR_SCALE}]
+    # The training-only heads start from scratch in a warm start without --init-heads: a faster rate lets
+    # them catch up with the model before their gradients push it around. The phrase-word vectors go
+    # faster still: Adam moves a weight by about its rate whatever the gradient, their pull is noisy, and
+    # at the heads' rate they reached a norm of 0.3 in 1,300 steps beside conditions of norm 1.9 (8-min
+    # reasoning continuations, "leftmost" / "rightmost" conditions at cosine: 10x 0.881, 50x 0.835, 200x
+    # 0.808 with the other place sentences drifting together; docs/embedded-chat-analysis.md §16).
+    words = [p for name, p in model.named_parameters() if name.startswith("phrase_words.")]
+    slow = [p for name, p in model.named_parameters() if not name.startswith("phrase_words.")]
+    groups = [{"params": slow, "scale": 1.0}, {"params": list(heads.parameters()), "scale": HEAD_LR_SCALE},
+              {"params": words, "scale": WORD_LR_SCALE}]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
+    if args.init_heads and not state_file.exists():
+        _load_heads(heads, torch.load(Path(args.init_heads) / "state.pt", weights_only=False, map_location=args.device))
     if state_file.exists():
         state = torch.load(state_file, weights_only=False, map_location=args.device)
         model.load_state_dict(state["model"])
-        heads.attr.load_state_dict(state["attr"])
-        heads.tokens.load_state_dict(state["tokens"])
-        heads.place.load_state_dict(state["place"])
+        _load_heads(heads, state)
         opt.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {out} at step {step} ({elapsed / 60:.1f} training min)", file=sys.stderr)
@@ -183,6 +187,12 @@ def train(args) -> None:
             _eval(model, tokenizer, out, args, step, log)
     _save(state_file, model, heads, opt, step, elapsed)
     log.close()
+
+
+def _load_heads(heads: TrainingHeads, state: dict) -> None:
+    heads.attr.load_state_dict(state["attr"])
+    heads.tokens.load_state_dict(state["tokens"])
+    heads.place.load_state_dict(state["place"])
 
 
 class StepBatches(IterableDataset):
@@ -256,6 +266,9 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="write the run's model as a self-contained folder here and exit")
     ap.add_argument("--init", help="start a new run from this model folder's weights (warm start; "
                                    "ignored when the run folder resumes)")
+    ap.add_argument("--init-heads", help="a new run's training-only heads (attributes, token labels, place) from this "
+                                         "run folder's state, the run --init was exported from: else they start "
+                                         "from scratch and their first gradients push the warm model around")
     ap.add_argument("--mask-refiner", type=int, default=0,
                     help="a new run's mask refiner width: mask logits at twice the resolution (0: none)")
     ap.add_argument("--value-positions", action="store_true",
