@@ -104,7 +104,7 @@ class XSamConfig:
     class_logit_masked_fill: float = -1e9
     mask_refiner: int = 0  # the embedded model's own finer masks (`segmentor.MaskRefiner`'s width; 0 = X-SAM's)
     value_positions: bool = False  # the embedded model's own: positions in what the decoder's queries gather
-    phrase_words: bool = False  # the embedded model's own: a phrase's token embeddings in its condition
+    phrase_words: bool = False  # the embedded model's own: a learnt vector per word, summed into its phrase's condition
     # processing and generation
     siglip_processor: dict = field(default_factory=lambda: dict(SIGLIP_PROCESSOR))
     sam_processor: dict = field(default_factory=lambda: dict(SAM_PROCESSOR))

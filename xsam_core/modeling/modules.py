@@ -128,11 +128,3 @@ def sample_region_feature(feature_map: torch.Tensor, points: torch.Tensor) -> to
     fmap = feature_map.permute(2, 0, 1)[None].float()
     sampled = F.grid_sample(fmap, grid[None, None].float(), mode="bilinear", align_corners=True)
     return sampled[0, :, 0].amax(dim=-1).to(feature_map.dtype)
-
-
-def zero_linear(d_in: int, d_out: int) -> nn.Linear:
-    """A linear map that starts as zero: a part added to a trained model changes nothing until trained."""
-    layer = nn.Linear(d_in, d_out)
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer

@@ -23,7 +23,6 @@ from transformers.models.mask2former.modeling_mask2former import (
 from transformers.models.sam.modeling_sam import SamVisionEncoder
 
 from .config import XSamConfig
-from .modules import zero_linear
 
 _deformable_attention = modeling_mask2former.multi_scale_deformable_attention
 
@@ -100,6 +99,13 @@ class MaskRefiner(nn.Module):
         return up + self.fuse(torch.cat([up, detail], dim=1))
 
 
+def _zero_linear(dim: int) -> nn.Linear:
+    layer = nn.Linear(dim, dim)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class XSegmentor(nn.Module):
     def __init__(self, cfg: XSamConfig, attn_implementation: str = "sdpa"):
         super().__init__()
@@ -117,7 +123,7 @@ class XSegmentor(nn.Module):
         # The embedded model adds them to the image features too, through maps that start at zero (a
         # warm start answers as before until trained). Not X-SAM's: off for the released model.
         self.value_positions = nn.ModuleList(
-            zero_linear(m2f.hidden_dim, m2f.hidden_dim) for _ in range(self.decoder.num_feature_levels)
+            _zero_linear(m2f.hidden_dim) for _ in range(self.decoder.num_feature_levels)
         ) if cfg.value_positions else None
 
     def encode(self, pixel_values: torch.Tensor, num_layers: int) -> list[torch.Tensor]:

@@ -34,7 +34,7 @@ from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_los
 from .samples import TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
-WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate (train.py's `groups`)
+WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why: at `groups` in `train`)
 
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
