@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..modeling.model import XSamModel, expand_ids, mark_ids, mean_by_id, span_ids
+from ..modeling.model import XSamModel, expand_ids, mark_ids, pool_by_id, span_ids
 from ..tasks import Task
 from ..tasks.common import DecodeContext, TaskOutput, to_original
 
@@ -57,7 +57,7 @@ def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, c
     if max(cond.seg_ids) < 0 or max(cond.cond_ids) < 0:
         return None, "the answer holds no <SEG> token or no phrase: no masks"
     conds = model.phrase_conditions(hidden, cond.token_ids, cond.cond_ids)
-    segs = mean_by_id(model.llm_projector(hidden[: len(cond.seg_ids)]), cond.seg_ids)
+    segs = pool_by_id(model.llm_projector(hidden[: len(cond.seg_ids)]), cond.seg_ids)
     bg = model.bg_embeds.weight
     n_phr = conds.shape[0]
     if task.refer:

@@ -194,12 +194,12 @@ class XSamModel(nn.Module):
         a mean: a mean divided a word's pull by the phrase's length, and the conditions of "leftmost"
         and "rightmost" parted to 0.881 in 8 minutes where the mean left them at 0.988)."""
         n = len(phrase_ids)
-        conds = mean_by_id(self.llm_projector(hidden[:n]), phrase_ids)
+        conds = pool_by_id(self.llm_projector(hidden[:n]), phrase_ids)
         if self.phrase_words is None:
             return conds
         ids_t = torch.tensor(ids[:n], device=hidden.device)
         words = self.phrase_words(ids_t.clamp_min(0)) * (ids_t >= 0)[:, None]  # image and region slots: none
-        return conds + mean_by_id(words.to(hidden.dtype), phrase_ids, total=True)
+        return conds + pool_by_id(words.to(hidden.dtype), phrase_ids, pool="sum")
 
     def decode_masks(self, enc: ImageEncoding, cond: torch.Tensor, seg: torch.Tensor,
                      embed_masks=None, cond_lens=None) -> DecoderOutput:
@@ -235,9 +235,9 @@ def mark_ids(ids: list[int], token: int) -> list[int]:
     return out
 
 
-def mean_by_id(states: torch.Tensor, ids: list[int], total: bool = False) -> torch.Tensor:
-    """Mean (or with `total` the sum) of `states` rows per non-negative id, ids in ascending order →
-    [num_ids, D]."""
+def pool_by_id(states: torch.Tensor, ids: list[int], pool: str = "mean") -> torch.Tensor:
+    """The mean (or with `pool="sum"` the sum) of `states` rows per non-negative id, ids in ascending
+    order → [num_ids, D]."""
     ids_t = torch.tensor(ids, device=states.device)
     rows = [states[ids_t == k] for k in sorted(set(ids) - {-1})]
-    return torch.stack([r.sum(0) if total else r.mean(0) for r in rows])
+    return torch.stack([getattr(r, pool)(0) for r in rows])
