@@ -145,6 +145,28 @@ def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     assert resized.siglip_features(pixels).shape[1] == 64
 
 
+def test_unfolded_seg_tokens_start_as_the_tokens_of_uniform_patch_groups(run):
+    _, model, _ = run
+    model.eval()
+    unfolded = train.unfold_seg_tokens(model).eval()
+    assert unfolded.config.seg_downsample_ratio == 1.0
+    before, after = model.state_dict(), unfolded.state_dict()
+    key = "seg_projector.model.0.weight"
+    assert all(torch.equal(before[k], after[k]) for k in before if k != key)
+    assert after[key].shape == (before[key].shape[0], before[key].shape[1] // 4)
+    # SAM states whose 2 x 2 patch groups are uniform: every unfolded token is its group's folded token
+    states = torch.randn(1, 8, 8, model.config.sam["hidden_size"]).repeat_interleave(2, 1).repeat_interleave(2, 2)
+    with torch.no_grad():
+        folded = model.seg_projector(states).reshape(1, 8, 8, -1)
+        fine = unfolded.seg_projector(states).reshape(1, 16, 16, -1)
+    assert torch.allclose(fine[:, ::2, 1::2], folded, atol=1e-5)
+    assert torch.allclose(fine[:, 1::2, ::2], folded, atol=1e-5)
+    with torch.no_grad():  # and the LLM gets one token per SAM patch, the region sampler a 16 x 16 map
+        side = unfolded.config.siglip_processor["size"]
+        enc = unfolded.encode_images(torch.zeros(1, 3, side, side), torch.zeros(1, 3, 128, 128))
+    assert enc.seg_tokens.shape[1] == 256 and enc.image(0).seg_map.shape[:2] == (16, 16)
+
+
 def _without(model: XSamModel, prefix: str, **plain_config) -> XSamModel:
     """`model` without the part whose weights sit under `prefix` (its config switched off)."""
     plain = XSamModel(XSamConfig.from_dict({**model.config.to_dict(), **plain_config})).eval()

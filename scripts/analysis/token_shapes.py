@@ -7,7 +7,9 @@ training never uses) and prints, for SAM's and SigLIP's tokens, how often the he
 covering most of a token's cell, over cells whose shape covers at least each `--cover` share of them,
 then, over cells covered at least 10 %, by the shape's painted area in SAM's 128-px view (a small shape
 there is 15-23 px across) and by shape. Chance is 1/6 among the six shapes (the head may also answer
-"none").
+"none"). Last, the same head on the visual-prompt vectors of interactive and visual-grounding requests
+(the region sampler's max over SAM's tokens, what the LLM gets for a <region>): how often its likeliest
+shape is the prompted thing's, by the prompt's area on SAM's canvas (a click is a small disc).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main() -> None:
                     _count(by_area[name, key], right, cells & (area >= lo) & (area < hi))
                 for i, shape in enumerate(shapes.SHAPES):
                     _count(by_shape[name, shape], right, cells & (target == i))
+        prompts = _prompt_vectors(model, head, cfg, tokenizer, args.batches)
     print(f"{args.run}: step {state['step']}, {args.batches} held-out batches of 4 scenes")
     for (name, c), (right, total) in hits.items():
         print(f"  {name:6s} cells >= {c:.0%} one shape: {right / max(total, 1):.3f} named right ({total} cells)")
@@ -73,6 +76,29 @@ def main() -> None:
         print(f"  cells >= 10 % one shape, by {title}:")
         for (name, key), (right, total) in table.items():
             print(f"    {name:6s} {key:>10s}: {right / max(total, 1):.3f} ({total} cells)")
+    print("  visual-prompt vectors, prompted thing's shape named right, by the prompt's area (px):")
+    for key, (right, total) in prompts.items():
+        print(f"    {key:>10s}: {right / max(total, 1):.3f} ({total} prompts)")
+
+
+def _prompt_vectors(model, head, cfg, tokenizer, batches: int) -> dict:
+    tally = {key: [0, 0] for key in ("< 150", ">= 150", "all")}
+    for k in range(batches):
+        batch = make_batch(k, HELD_OUT_SEED, 4, 2, cfg, tokenizer, {"intseg": 1.0, "vgdseg": 1.0})
+        enc = model.encode_images(batch.siglip, batch.sam)
+        for s in batch.samples:
+            if not s.regions:  # the chat set drawn with them
+                continue
+            masks = torch.stack(s.regions)
+            shape_logits = head.logits(model.region_features(enc.image(s.image), masks))[0]
+            named = shape_logits[:, : len(shapes.SHAPES)].argmax(-1)  # which shape, "none" left out
+            # one condition per region; its category is the prompted shape (`make_sample`)
+            right = named == torch.tensor(s.cond_category)
+            for mask, hit in zip(masks, right.tolist()):
+                for key in ("< 150" if mask.sum() < 150 else ">= 150", "all"):
+                    tally[key][0] += hit
+                    tally[key][1] += 1
+    return tally
 
 
 AREAS = {"< 300": (0, 300), "300-1000": (300, 1000), ">= 1000": (1000, 1 << 20)}

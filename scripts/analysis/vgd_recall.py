@@ -5,9 +5,10 @@
 Runs every vgdseg request of shapes-world folders through `Predictor.predict` and splits its target
 things in two: the one under a region's prompt, and the others of the prompted shape ("all objects
 like this one"). For each group: how much of a thing the predicted union covers (mean), and how
-often it is found (covered >= 50 %). Also the mIoU of requests whose targets are only the prompted
-things against those that hold others too, and the share of such requests: the signal that teaches
-"like" rather than "this".
+often it is found (covered >= 50 %). Then per kind of request (one or two regions; targets only the
+prompted things, or others like them too: the signal that teaches "like" rather than "this"): the
+share of requests, mIoU, precision (the share of the predicted union on targets), and how many
+segments per request lie mostly on something that is not a target (a thing of another shape).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main(argv=None) -> None:
     folders, predictor = folders_and_predictor(__doc__, argv)
 
     cover = collections.defaultdict(list)  # "prompted" / "alike" → covered shares
-    scores = collections.defaultdict(list)  # "prompted only" / "with others" → request IoU
+    scores = collections.defaultdict(list)  # request kind → (IoU, precision, segments off the targets)
     for image, r, of_image in shapes.task_requests(folders, "vgdseg"):
         h, w = image.shape[:2]
         masks = {i: shapes.annotation_mask(of_image[i]) for i in r["targets"]}
@@ -45,15 +46,19 @@ def main(argv=None) -> None:
         for i in r["targets"]:
             cover["prompted" if i in prompted else "alike"].append((got & masks[i]).sum() / masks[i].sum())
         truth = union(masks.values(), (h, w))
-        scores["with others" if len(r["targets"]) > len(prompted) else "prompted only"].append(iou(got, truth))
+        off = sum((s.mask & truth).sum() < 0.5 * s.mask.sum() for s in pred.official_segments)
+        kind = f"{len(r['prompts'])} region(s), {'with others' if len(r['targets']) > len(prompted) else 'prompted only'}"
+        scores[kind].append((iou(got, truth), (got & truth).sum() / max(got.sum(), 1), off))
 
     print(f"{'targets':<10} {'n':>5} {'covered':>8} {'found':>6}")
     for name in ("prompted", "alike"):
         c = np.array(cover[name])
         print(f"{name:<10} {len(c):>5} {c.mean():>8.3f} {(c >= FOUND).mean():>6.2f}")
     total = sum(len(v) for v in scores.values())
-    for name in ("prompted only", "with others"):
-        print(f"requests {name}: {len(scores[name])} ({len(scores[name]) / total:.0%}), mIoU {np.mean(scores[name]):.3f}")
+    print(f"\n{'requests':<30} {'n':>4} {'share':>6} {'mIoU':>6} {'precision':>9} {'off-target segments':>20}")
+    for kind, rows in sorted(scores.items()):
+        a = np.array(rows, dtype=float)
+        print(f"{kind:<30} {len(a):>4} {len(a) / total:>6.0%} {a[:, 0].mean():>6.3f} {a[:, 1].mean():>9.3f} {a[:, 2].mean():>20.2f}")
 
 
 if __name__ == "__main__":

@@ -39,9 +39,10 @@ WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why:
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
             mask_refiner: int = 0, value_positions: bool = False,
-            phrase_words: bool = False) -> tuple[XSamModel, object]:
+            phrase_words: bool = False, seg_downsample: float | None = None) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
-    its SigLIP input resized to `siglip_size` if given, a mask refiner of width `mask_refiner` and the
+    its SigLIP input resized to `siglip_size` if given, its SAM tokens unfolded to one LLM token per SAM
+    patch if `seg_downsample` is 1, a mask refiner of width `mask_refiner` and the
     decoder's value positions and the phrase-word path added if asked for and it has none."""
     torch.manual_seed(seed)
     if init:
@@ -56,6 +57,9 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
         model = XSamModel(cfg)
     if siglip_size and siglip_size != cfg.vision["image_size"]:
         model = resize_siglip(model, siglip_size)
+        cfg = model.config
+    if seg_downsample and seg_downsample != cfg.seg_downsample_ratio:
+        model = unfold_seg_tokens(model)
         cfg = model.config
     if mask_refiner and not cfg.mask_refiner:
         model = grow(model, "segmentor.refiner.", mask_refiner=mask_refiner)
@@ -88,6 +92,20 @@ def resize_siglip(model: XSamModel, size: int) -> XSamModel:
     return resized
 
 
+def unfold_seg_tokens(model: XSamModel) -> XSamModel:
+    """The same model with one SAM token per patch for the LLM (`seg_downsample_ratio` 1: a 16 x 16 map
+    instead of 8 x 8 at 128 px) and every weight carried over. The projector's first layer read four
+    patches side by side (the pixel shuffle's four channel blocks); the sum of its four blocks maps a
+    patch to the token that a 2 x 2 group of four such patches made, so the LLM starts on familiar tokens."""
+    cfg = XSamConfig.from_dict({**model.config.to_dict(), "seg_downsample_ratio": 1.0})
+    unfolded = XSamModel(cfg)
+    state = model.state_dict()
+    key = "seg_projector.model.0.weight"
+    state[key] = sum(state[key].chunk(round(1 / model.config.seg_downsample_ratio**2), dim=1))
+    unfolded.load_state_dict(state)
+    return unfolded
+
+
 def grow(model: XSamModel, new: str, **changes) -> XSamModel:
     """The same model with the config `changes` that add a part (its weights under the key prefix `new`,
     made to start as a no-op: the mask refiner, the value positions, the phrase words); every other
@@ -117,7 +135,7 @@ def train(args) -> None:
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
         model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner,
-                                   args.value_positions, args.phrase_words)
+                                   args.value_positions, args.phrase_words, args.seg_downsample)
     special = model.config.special_token_ids
     heads = TrainingHeads(model.config)
     model.to(args.device)
@@ -275,6 +293,9 @@ def main(argv=None) -> int:
                     help="a new run's decoder gathers sine positions with the image features (starts as a no-op)")
     ap.add_argument("--phrase-words", action="store_true",
                     help="a new run's phrase conditions add a learnt vector per word of the phrase (starts as a no-op)")
+    ap.add_argument("--seg-downsample", type=float, choices=(1.0,),
+                    help="1: a new run's LLM gets one token per SAM patch instead of X-SAM's one per 2 x 2 patches "
+                         "(a warm start sums the projector's four input blocks)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
     ap.add_argument("--chat-every-scene", action="store_true",
