@@ -10,9 +10,9 @@ between the decoder conditions the four sentences get on the same image (`XSamMo
 1.0 means the model cannot tell the two sentences apart whatever the image holds. Last, whether the
 decoder could answer with a better condition: per sentence, one fixed vector fitted on the first two
 thirds of the scenes (scored as the class head scores a query: cosine to the condition minus cosine
-to the background row; the queries whose mask covers the named thing, IoU >= 0.5, should win), and
-how often the winning query covers the named thing in the last third, against the model's own
-conditions on the same queries.
+to the background row; the queries that cover the named thing by training's rule, `covering_queries`,
+should win), and how often the winning query covers the named thing in the last third, against the
+model's own conditions on the same queries.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from xsam_core.inference.processing import sam_mask, sam_pixels  # noqa: E402
 from xsam_core.masks import union  # noqa: E402
 from xsam_core.shapes.requests import EXTREMES, RELATION_MARGIN  # noqa: E402
 from xsam_core.shapes.scenes import generate_scene  # noqa: E402
+from xsam_core.training.losses import covering_queries  # noqa: E402
 
 OUTCOMES = ("right", "runner-up", "further", "none")
 
@@ -101,11 +102,9 @@ def main(argv=None) -> None:
             overlaps = [iou(mask, t.mask) for t in order]
             best = int(np.argmax(overlaps))
             outcomes[word].append(OUTCOMES[min(best, 2)] if overlaps[best] >= 0.5 else "none")
-            proposals = F.interpolate(seen["masks"][None].float(), size=(longest, longest), mode="bilinear")[0] > 0
-            named = sam_mask(order[0].mask, scaled, longest).bool()
-            covers = (proposals & named).flatten(1).sum(1) / (proposals | named).flatten(1).sum(1).clamp_min(1)
-            if (covers >= 0.5).any():
-                rows[word].append((seen["queries"], covers >= 0.5, seen["cond"]))
+            covers = covering_queries(seen["masks"], sam_mask(order[0].mask, scaled, longest)[None])[:, 0]
+            if covers.any():
+                rows[word].append((seen["queries"], covers, seen["cond"]))
         for a, b in itertools.combinations(EXTREMES, 2):
             cosines[a, b].append(torch.cosine_similarity(by_word[a], by_word[b], dim=0).item())
 

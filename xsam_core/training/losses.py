@@ -145,6 +145,16 @@ def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: 
     return F.cross_entropy(logits.transpose(1, 2), target, weight=weight)
 
 
+def covering_queries(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[Q, N]: which queries' masks (logits [Q, h, w]) cover which targets (masks [N, H, W], any
+    resolution: area-resampled to the logits' grid), IoU >= COVER_IOU."""
+    proposals = mask_logits > 0
+    targets = F.interpolate(targets[None].float(), size=proposals.shape[-2:], mode="area")[0] >= 0.5
+    inter = (proposals[:, None] & targets[None]).flatten(2).sum(-1)
+    union = (proposals[:, None] | targets[None]).flatten(2).sum(-1)
+    return inter >= COVER_IOU * union.clamp_min(1)
+
+
 def _selection_loss(logits: torch.Tensor, mask_logits: torch.Tensor, mask_labels: list, classes: list, indices,
                     selectable: list) -> torch.Tensor:
     """For conditions with a single target: a query on the target must win the argmax over queries.
@@ -153,14 +163,10 @@ def _selection_loss(logits: torch.Tensor, mask_logits: torch.Tensor, mask_labels
     away from its target about as hard as towards it (analysis §15)."""
     terms = []
     logp = logits.log_softmax(-1)  # [B, Q, K]
-    proposals = mask_logits.detach() > 0  # [B, Q, h, w]
     for i, (src, tgt) in enumerate(indices):
         if not selectable[i]:
             continue
-        targets = F.interpolate(mask_labels[i][None].float(), size=proposals.shape[-2:], mode="area")[0] >= 0.5
-        inter = (proposals[i, :, None] & targets[None]).flatten(2).sum(-1)  # [Q, N]
-        union = (proposals[i, :, None] | targets[None]).flatten(2).sum(-1)
-        covers = inter >= COVER_IOU * union.clamp_min(1)
+        covers = covering_queries(mask_logits[i].detach(), mask_labels[i])
         for query, t in zip(src.tolist(), tgt.tolist()):
             scores = logp[i, :, classes[i][t]]
             on = covers[:, t].clone()
