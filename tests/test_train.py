@@ -14,7 +14,7 @@ from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.shapes.requests import SHAPE_RIDDLES, _request
-from xsam_core.training import train
+from xsam_core.training import grounding, train
 from xsam_core.training.losses import _selection_loss, mask_centroids, token_targets
 from xsam_core.training.samples import (
     CATEGORIES,
@@ -327,3 +327,52 @@ def test_tokens_only_trains_the_image_side_alone(tmp_path):
     assert {k for k in rows[0] if k not in ("step", "min", "loss", "grad", "lr")} == {"tokens", "vtokens"}
     assert train.main(args[:3] + ["3", "--scenes", "1", "--per-scene", "2", "--minutes", "5"]) == 0
     assert "lm" in json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+
+
+def test_recomputed_attention_weights_are_the_llm_s_own(run):
+    """`AttentionInputs.weights` recomputes a few rows of a layer's attention from what the fast kernel
+    was given: they must be the weights eager attention returns for the same forward."""
+    _, model, _ = run
+    llm = model.llm.model
+    x = torch.randn(2, 12, model.config.llm["hidden_size"])
+    rows, layers = [0, 5, 11], range(len(llm.layers))
+    with grounding.AttentionInputs(llm, layers) as tap:
+        llm(inputs_embeds=x)
+    model.llm.config._attn_implementation = "eager"
+    try:
+        eager = llm(inputs_embeds=x, output_attentions=True).attentions
+    finally:
+        model.llm.config._attn_implementation = "sdpa"
+    for layer in layers:
+        for b in range(2):
+            torch.testing.assert_close(tap.weights(layer, b, rows), eager[layer][b][:, rows], atol=1e-5, rtol=1e-4)
+
+
+def test_ground_rows_are_where_a_phrase_s_words_are_predicted(run):
+    _, model, tokenizer = run
+    ids = tokenizer.encode("<p>a large blue star</p> and <p>a small red ring</p>", add_special_tokens=False)
+    rows = grounding.phrase_rows(ids, model.config.special_token_ids["<p>"])
+    assert [(tokenizer.convert_ids_to_tokens(ids[r + 1]), n) for r, n in rows] == [
+        ("large", 0), ("blue", 0), ("star", 0), ("small", 1), ("red", 1), ("ring", 1)]
+    mask = torch.zeros(128, 128)
+    mask[:24, 64:] = 1  # cells of 8 px: rows 0-2 fully, 64 px from the left
+    cells = grounding.covered_tokens(mask, 16).view(16, 16)
+    assert cells[:3, 8:].all() and cells.sum() == 3 * 8
+
+
+def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):
+    model, tokenizer = train.new_run(tmp_path, seed=0)
+    batch = train.make_batch(2, 0, 2, 3, model.config, tokenizer)  # two grounded captions
+    assert sum(s.task == "gcgseg" for s in batch.samples) == 2
+    heads = train.TrainingHeads(model.config)
+    opt = torch.optim.AdamW(model.llm.parameters(), lr=3e-3)
+    values = []
+    for _ in range(6):
+        losses = train.compute_losses(model, batch, train.mask2former_loss(64), heads,
+                                      model.config.special_token_ids)
+        opt.zero_grad()
+        losses["ground"].backward()
+        opt.step()
+        values.append(losses["ground"].item())
+    # from about -log(share of the SAM tokens the thing covers) to well under it
+    assert values[-1] < 0.7 * values[0], values

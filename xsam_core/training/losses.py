@@ -16,6 +16,8 @@ from-scratch LLM needs them):
   target's centroid (x, y), so that "the leftmost shape" can be one direction of the condition space
   (a probe of run 13 read a matched query's area at R² 0.94 but its x below zero and y at 0.1:
   `scripts/analysis/query_position.py`);
+* ground: one LLM head, where a caption names a thing's words, looks at that thing's SAM tokens
+  (`grounding`);
 * token labels: from each image token the LLM reads (SAM's, `tokens`, and SigLIP's, `vtokens`), a
   linear head tells which shape, and which colour, covers most of its cell, so those tokens carry
   what a shape is, not only its colour (the measured gap behind "Is there a star?").
@@ -32,11 +34,11 @@ from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 from .. import shapes
 from ..modeling.model import ImageBatchEncoding, XSamModel, expand_ids, mark_ids, span_ids
 from ..modeling.segmentor import PixelFeatures
-from .samples import CATEGORIES, COLOURS, TOKEN_LABELS, Batch
+from .grounding import GROUND_LAYER, AttentionInputs, ground_loss
+from .samples import CATEGORIES, COLOURS, TOKEN_COVER, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "place": 2.0, "tokens": 1.0, "vtokens": 1.0}
-TOKEN_COVER = 0.1
+                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0}
 COVER_IOU = 0.5  # selection: a query whose mask overlaps the target this much proposes it
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
@@ -188,8 +190,13 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
         expanded.append(expand_ids(s.ids, enc.image_tokens.shape[1]))
     length = max(e.shape[0] for e in embeds)
     x = torch.stack([F.pad(e, (0, 0, 0, length - e.shape[0])) for e in embeds])
-    hidden = model.llm.model(inputs_embeds=x).last_hidden_state
+    with AttentionInputs(model.llm.model, [GROUND_LAYER]) as tap:
+        hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, heads.tokens)}
+    ground = ground_loss(tap, batch.samples, expanded, special["<p>"], images.seg_tokens.shape[1],
+                         lambda s, n: s.cond_category[n] < len(shapes.SHAPES))
+    if ground is not None:
+        losses["ground"] = ground
 
     seg_batch, conds_all, cats, cols = [], [], [], []
     for b, (s, ids) in enumerate(zip(batch.samples, expanded)):

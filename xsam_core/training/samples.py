@@ -39,6 +39,7 @@ LOOK_WEIGHTS = {"aspect": 3.0, "size": 2.0}
 CHAT_SET = 3  # chat questions on a scene drawn for chat
 RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
+TOKEN_COVER = 0.1  # an image token's cell belongs to a thing that covers this share of it
 
 
 @dataclass
