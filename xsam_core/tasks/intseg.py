@@ -39,13 +39,25 @@ class IntSeg(Task):
         prompt's; candidates in top-k order, so ties resolve as officially. Masks covering a negative
         point are skipped. Masks are made one at a time: only scores and boxes are kept."""
         prompt_box = mask_box(ctx.prompt_masks[0])
-        candidates = []  # (score, query, box)
-        for query, _, prob in topk_pairs(ctx):
+        pairs = topk_pairs(ctx)
+        candidates = []  # (top-k rank, score, query, box)
+        best = -1.0
+        # A score is the class probability times a mask factor ≤ 1, so a candidate whose probability is
+        # under both the threshold and the best score so far can be neither kept nor the best: taking
+        # them by falling probability, the first such one ends the search (most queries never get a
+        # full-size mask; NaN probabilities come last and rank last, as before).
+        for rank in sorted(range(len(pairs)), key=lambda i: -pairs[i][2] if pairs[i][2] == pairs[i][2] else 2.0):
+            query, _, prob = pairs[rank]
+            if prob < ctx.threshold and prob < best:
+                break
             mask, mask_score = query_mask(ctx, query)
             if covers_negative(mask, ctx.negative_points):
                 continue
             score = prob * mask_score
-            candidates.append((score if score == score else -1.0, query, mask_box(mask)))  # NaN ranks last
+            score = score if score == score else -1.0
+            best = max(best, score)
+            candidates.append((rank, score, query, mask_box(mask)))
+        candidates = [c[1:] for c in sorted(candidates)]  # back in top-k order: ties resolve as officially
         if not candidates:
             return TaskOutput()
         best = max(c[0] for c in candidates)
