@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 sys.path.insert(0, ".")
 from xsam_core.evaluation import bench  # noqa: E402
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor, build_model  # noqa: E402
@@ -28,14 +26,7 @@ def embedded_at(size: int) -> Predictor:
     cfg = XSamConfig.load(f"{EMBEDDED_MODEL}/config.json")
     cfg.sam["image_size"] = cfg.sam_processor["longest_edge"] = size
     cfg.llm["max_position_embeddings"] = cfg.max_length = 1024
-    model = build_model(cfg)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                p.normal_(0, 0.02, generator=gen)
-            else:
-                p.fill_(0.0 if name.endswith("bias") else 1.0)
+    model = bench.random_init(build_model(cfg))
     return Predictor(model, load_tokenizer(EMBEDDED_MODEL), name=f"embedded, SAM {size} px")
 
 

@@ -81,20 +81,25 @@ def phi3_random(device: str | None = None, quantize: str | None = None):
     from ..modeling.config import preset
 
     cfg = preset("xsam-phi3")
-    model = build_model(cfg, torch.bfloat16, "sdpa")
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # the usual init: N(0, 0.02) matrices, unit norm scales, zero biases
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                p.normal_(0, 0.02, generator=gen)
-            else:
-                p.fill_(0.0 if name.endswith("bias") else 1.0)
+    model = random_init(build_model(cfg, torch.bfloat16, "sdpa"))
     device = device or "cpu"
     if quantize:  # before .to(device): bitsandbytes quantises on the move
         from ..modeling.quantize import quantize_llm
 
         quantize_llm(model, quantize, torch.bfloat16, device)
     return Predictor(model.to(device), phi3_tokenizer(), name="xsam-phi3 (random weights)")
+
+
+def random_init(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The usual init, in place: N(0, 0.02) matrices, unit norm scales, zero biases."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.02, generator=gen)
+            else:
+                p.fill_(0.0 if name.endswith("bias") else 1.0)
+    return model
 
 
 # Llama-2's vocabulary + Phi-3's added tokens (scripts/build_phi3_tokenizer.py), where the repository is at hand

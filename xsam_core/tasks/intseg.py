@@ -46,7 +46,8 @@ class IntSeg(Task):
         # under both the threshold and the best score so far can be neither kept nor the best: taking
         # them by falling probability, the first such one ends the search (most queries never get a
         # full-size mask; NaN probabilities come last and rank last, as before).
-        for rank in sorted(range(len(pairs)), key=lambda i: -pairs[i][2] if pairs[i][2] == pairs[i][2] else 2.0):
+        falling = sorted(range(len(pairs)), key=lambda i: -pairs[i][2] if pairs[i][2] == pairs[i][2] else 2.0)
+        for rank in falling:
             query, _, prob = pairs[rank]
             if prob < ctx.threshold and prob < best:
                 break
@@ -55,12 +56,11 @@ class IntSeg(Task):
                 continue
             score = prob * mask_score
             score = score if score == score else -1.0
-            best = max(best, score)
+            best = max(best, score)  # after the loop: the best candidate's score
             candidates.append((rank, score, query, mask_box(mask)))
         candidates = [c[1:] for c in sorted(candidates)]  # back in top-k order: ties resolve as officially
         if not candidates:
             return TaskOutput()
-        best = max(c[0] for c in candidates)
         kept = [c for c in candidates if c[0] >= ctx.threshold or c[0] == best]
         score, query, _ = max(kept, key=lambda c: box_iou(c[2], prompt_box))
         mask, _ = query_mask(ctx, query)
