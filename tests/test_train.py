@@ -130,6 +130,17 @@ def test_chat_every_scene_asks_each_scene_its_chat_set(run):
         assert len([s for s in batch.samples if s.image == image and s.task != "chat"]) == 3
 
 
+def test_look_weights_choose_the_looks_scenes_are_drawn_in(run, monkeypatch):
+    _, model, tokenizer = run
+    drawn, generate = [], shapes.generate_scene
+    monkeypatch.setattr(shapes, "generate_scene", lambda rng, look: drawn.append(look) or generate(rng, look=look))
+    only_aspect = {look: 0.0 for look in shapes.LOOKS} | {"aspect": 1.0}
+    train.make_batch(5, 0, 12, 0, model.config, tokenizer, look_weights=only_aspect)
+    assert set(drawn) == {None, "aspect"}, drawn  # half the scenes plain, the others all elongated
+    with pytest.raises(SystemExit):  # a look the generator does not know is refused, not ignored
+        train.main(["--out", "unused", "--look-weights", "aspect=6,stretch=1"])
+
+
 def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     _, model, _ = run
     resized = train.resize_siglip(model, 128)

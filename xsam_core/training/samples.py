@@ -35,7 +35,7 @@ TASK_WEIGHTS = {
 LOOK_SHARE = 0.5
 # Elongated and re-sized images cost the most (model card: the aspect look 0.12-0.25 in every task
 # but GCG, the size look up to 0.08), so they are drawn more often than the other looks.
-LOOK_WEIGHTS = {"aspect": 3.0, "size": 2.0}
+LOOK_WEIGHTS = {look: 1.0 for look in shapes.LOOKS} | {"aspect": 3.0, "size": 2.0}
 CHAT_SET = 3  # chat questions on a scene drawn for chat
 RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
@@ -167,7 +167,8 @@ def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
 
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
-               task_weights: dict | None = None, chat_every_scene: bool = False) -> Batch:
+               task_weights: dict | None = None, chat_every_scene: bool = False,
+               look_weights: dict | None = None) -> Batch:
     """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights).
     With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other tasks (a chat
     sample costs only the LLM's share of a step: the image is encoded once per scene)."""
@@ -180,7 +181,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         task_weights.pop("chat", None)
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for k in range(scenes):
-        scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE, LOOK_WEIGHTS))
+        scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
         pil = Image.fromarray(scene.image)
         sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)

@@ -31,7 +31,7 @@ from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel
 from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_loss, token_losses
-from .samples import TASK_WEIGHTS, make_batch
+from .samples import LOOK_WEIGHTS, TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
 WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why: at `groups` in `train`)
@@ -226,7 +226,8 @@ class StepBatches(IterableDataset):
         a = self.args
         for step in range(self.start, a.steps):
             yield make_batch(step, a.seed, a.scenes, 0 if a.tokens_only else a.per_scene, self.cfg,
-                             self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only)
+                             self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only,
+                             a.look_weights)
 
 
 def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
@@ -316,6 +317,9 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=_weights(TASK_WEIGHTS, "task"), default=dict(TASK_WEIGHTS),
                     help="task mix, e.g. chat=3,gcgseg=2 (the others keep their defaults: "
                          + ", ".join(f"{k}={v}" for k, v in TASK_WEIGHTS.items()) + ")")
+    ap.add_argument("--look-weights", type=_weights(LOOK_WEIGHTS, "look"), default=dict(LOOK_WEIGHTS),
+                    help="how often each look is drawn among the scenes drawn in a look, e.g. aspect=6 (defaults: "
+                         + ", ".join(f"{k}={v}" for k, v in LOOK_WEIGHTS.items()) + ")")
     ap.add_argument("--loss-weights", type=_weights(LOSS_WEIGHTS, "loss"), default=dict(LOSS_WEIGHTS),
                     help="loss terms' weights, e.g. chat=4 (defaults: "
                          + ", ".join(f"{k}={v}" for k, v in LOSS_WEIGHTS.items()) + ")")
