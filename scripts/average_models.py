@@ -1,0 +1,51 @@
+"""Average the weights of exported model folders of one architecture (a "model soup": runs continued
+from the same checkpoint often score better averaged than either alone).
+
+    python scripts/average_models.py --out runs/soup runs/v27-model runs/v28-model [--heads runs/v27 runs/v28]
+
+Writes the mean of every tensor (computed in float32, stored in the first folder's dtype) with the
+first folder's config, tokenizer and declared layout; with --heads, also a heads-only state.pt averaged from the runs'
+training heads so that the soup can be continued with --init-heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+HEADS = ("attr", "tokens", "place")
+
+
+def mean_of(dicts: list[dict]) -> dict:
+    if any(d.keys() != dicts[0].keys() for d in dicts):
+        raise SystemExit("the folders hold different tensors: not one architecture")
+    return {k: (sum(d[k].float() for d in dicts) / len(dicts)).to(dicts[0][k].dtype) for k in dicts[0]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--heads", nargs="*", type=Path, default=[], help="run folders whose state.pt hold the heads")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for f in args.models[0].iterdir():
+        if f.is_file() and f.name != "model.safetensors":
+            shutil.copy(f, args.out / f.name)
+    tensors = mean_of([load_file(m / "model.safetensors") for m in args.models])
+    with safe_open(args.models[0] / "model.safetensors", "pt") as first:  # the layout and format it declares
+        meta = {k: v for k, v in (first.metadata() or {}).items() if k in ("format", "layout")}
+    meta["averaged_from"] = ", ".join(str(m) for m in args.models)
+    save_file(tensors, args.out / "model.safetensors", metadata=meta)
+    if args.heads:
+        states = [torch.load(h / "state.pt", weights_only=False) for h in args.heads]
+        torch.save({k: mean_of([s[k] for s in states]) for k in HEADS}, args.out / "state.pt")
+
+
+if __name__ == "__main__":
+    main()
