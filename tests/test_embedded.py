@@ -63,8 +63,9 @@ def test_different_questions_on_one_image_get_different_answers():
     """On one image, "Is there a <present shape>?" against "<absent shape>", and "What colour is the
     <shape>?" for two shapes of different colours: a model that ignores the object named answers both
     alike. Measured on these scenes: shipped checkpoint (runs 27 + 28 averaged) 45 of 45 pairs answered
-    differently, 45 both right (run 28: 44 and 44; run 27: 45 and 45; run 26: 44 and 44; run 24: 43 and 43; run 18: 45 and 43; run 17: 44 and 42; run 16 and
-    run 15: 43 and 41; run 13: 41 and 39; run 12: 42 and 40; run 10: 41 and 38;
+    differently, 45 both right (run 28: 44 and 44; run 27: 45 and 45; run 26: 44 and 44; run 24: 43
+    and 43; run 18: 45 and 43; run 17: 44 and 42; run 16 and run 15: 43 and 41; run 13: 41 and 39;
+    run 12: 42 and 40; run 10: 41 and 38;
     run 9: 39 and 35; run 8: 28 and 20; run 4: 6 and 5; run 1: 0 of 45)."""
     pred = Predictor.load(None)
     differ = right = total = 0
