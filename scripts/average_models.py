@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-HEADS = ("attr", "tokens", "place")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xsam_core.modeling.checkpoint import TOKENIZER_FILES  # noqa: E402
+from xsam_core.training.train import HEAD_KEYS  # noqa: E402
 
 
 def mean_of(dicts: list[dict]) -> dict:
@@ -34,9 +37,9 @@ def main(argv=None) -> None:
     ap.add_argument("--heads", nargs="*", type=Path, default=[], help="run folders whose state.pt hold the heads")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for f in args.models[0].iterdir():
-        if f.is_file() and f.name != "model.safetensors":
-            shutil.copy(f, args.out / f.name)
+    for name in ("config.json", *TOKENIZER_FILES):  # not a model card or heads that are not the soup's
+        if (args.models[0] / name).is_file():
+            shutil.copy(args.models[0] / name, args.out / name)
     tensors = mean_of([load_file(m / "model.safetensors") for m in args.models])
     with safe_open(args.models[0] / "model.safetensors", "pt") as first:  # the layout and format it declares
         meta = {k: v for k, v in (first.metadata() or {}).items() if k in ("format", "layout")}
@@ -44,7 +47,7 @@ def main(argv=None) -> None:
     save_file(tensors, args.out / "model.safetensors", metadata=meta)
     if args.heads:
         states = [torch.load(h / "state.pt", weights_only=False) for h in args.heads]
-        torch.save({k: mean_of([s[k] for s in states]) for k in HEADS}, args.out / "state.pt")
+        torch.save({k: mean_of([s[k] for s in states]) for k in HEAD_KEYS}, args.out / "state.pt")
 
 
 if __name__ == "__main__":

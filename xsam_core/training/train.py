@@ -34,6 +34,7 @@ from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_los
 from .samples import LOOK_WEIGHTS, TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
+HEAD_KEYS = ("attr", "tokens", "place")  # the parts of TrainingHeads, under these keys in a run's state.pt
 WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why: at `groups` in `train`)
 
 
@@ -208,9 +209,8 @@ def train(args) -> None:
 
 
 def _load_heads(heads: TrainingHeads, state: dict) -> None:
-    heads.attr.load_state_dict(state["attr"])
-    heads.tokens.load_state_dict(state["tokens"])
-    heads.place.load_state_dict(state["place"])
+    for key in HEAD_KEYS:
+        getattr(heads, key).load_state_dict(state[key])
 
 
 class StepBatches(IterableDataset):
@@ -232,8 +232,7 @@ class StepBatches(IterableDataset):
 
 def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "attr": heads.attr.state_dict(),
-                "tokens": heads.tokens.state_dict(), "place": heads.place.state_dict(),
+    torch.save({"model": model.state_dict(), **{key: getattr(heads, key).state_dict() for key in HEAD_KEYS},
                 "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, tmp)
     tmp.replace(path)  # atomic: an interrupted save never corrupts the last state
 
