@@ -8,10 +8,14 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from xsam_core import shapes
 from xsam_core.evaluation.absent import absent_phrase, rates
 from xsam_core.inference.predictor import Predictor
+from xsam_core.inference.results import Prediction
+from xsam_core.tasks.common import DecodeContext
+from xsam_core.tasks.refseg import best_query_masks
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +90,24 @@ def test_the_api_says_no_match_in_its_answer(embedded):
     overlay, answer, result = refseg("assets/examples/shapes-8.png", "the yellow triangle", "[]", 0.5)
     assert result["annotations"] == [] and len(result["rejected"]) == 1
     assert f"⚠ {result['info']['no_match']}: no mask is drawn" in answer and answer.startswith(result["text"])
+
+
+def test_a_caption_phrase_painted_over_says_by_which(embedded):
+    """Two caption phrases that pick the same query (a caption that repeats a phrase): the official map
+    paints the later one on top, so the earlier shows no pixel; the result names the phrase it lies
+    under instead of calling the mask empty. A mask that is empty in itself is still called so."""
+    class_logits = torch.tensor([[[5.0, 4.0, 0.0, 0.0], [0.0, 0.0, 5.0, 0.0]]])  # query 0 wins phrases 1, 2
+    lowres = torch.full((1, 2, 8, 8), -10.0)
+    lowres[0, 0, 2:6, 2:6] = 10.0  # query 1 (phrase 3's) covers nothing
+    labels = ["a large blue circle", "a large blue circle", "a small red star"]
+    ctx = DecodeContext(class_logits, lowres, 8, (8, 8), (8, 8), 0.5, labels)
+    out = best_query_masks(ctx, paint=True)
+    assert [int(s.mask.sum()) for s in out.segments] == [0, 16, 0]
+    assert out.extra["hidden_under"] == {0: [1]}
+
+    pred = Prediction("gcgseg", "", segments=out.segments, info=dict(out.extra))
+    embedded._explain(pred, "")
+    assert pred.info["empty_masks"] == (
+        "the mask of 'a large blue circle' lies under that of the later 'a large blue circle'; "
+        "the mask of 'a small red star' covers no pixel of the image")
+    assert "hidden_under" not in pred.info

@@ -296,9 +296,18 @@ class Predictor:
             pred.phrases = [p.replace(self.tokenizer.unk_token, unknown[0]) for p in pred.phrases]
             for seg in pred.official_segments:
                 seg.label = seg.label.replace(self.tokenizer.unk_token, unknown[0])
-        empty = [s.label for s in pred.segments if not s.mask.any()]
+        # a grounded caption paints later phrases over earlier ones (the official map): say which
+        hidden = pred.info.pop("hidden_under", {})
+        labels = {s.category_id: s.label for s in pred.segments}
+        empty = []
+        for s in pred.segments:
+            if s.mask.any():
+                continue
+            over = " and ".join(repr(labels[k]) for k in hidden.get(s.category_id, []))
+            empty.append(f"the mask of {s.label!r} lies under that of the later {over}" if over
+                         else f"the mask of {s.label!r} covers no pixel of the image")
         if empty:
-            pred.info["empty_masks"] = f"the mask of {', '.join(map(repr, empty))} covers no pixel of the image"
+            pred.info["empty_masks"] = "; ".join(empty)
 
     def _strip_stops(self, text: str) -> str:
         """The decoded answer without the template's end markers (the official clean-up knows only

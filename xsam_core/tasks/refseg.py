@@ -79,10 +79,17 @@ def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
         label_map[mask] = j + 1 if paint else 1
         segments.append(Segment(mask, label, score, j))
         info.append({"id": j + 1 if paint else 0, "category_id": j, "score": score})
+    extra = {"segments_info": info}
     if paint:  # later phrases overwrite earlier ones on the map; keep the segments consistent with it
+        hidden = {}  # phrase j whose whole mask lies under later phrases -> those phrases
         for j, seg in enumerate(segments):
-            seg.mask = label_map == j + 1
-    return TaskOutput(segments, label_map, {"segments_info": info})
+            painted = label_map == j + 1
+            if seg.mask.any() and not painted.any():
+                hidden[j] = [k for k in range(j + 1, len(segments)) if (segments[k].mask & seg.mask).any()]
+            seg.mask = painted
+        if hidden:
+            extra["hidden_under"] = hidden
+    return TaskOutput(segments, label_map, extra)
 
 
 TASKS = [RefSeg()]  # what this module registers (tasks/__init__.py lists the modules)
