@@ -18,7 +18,9 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
     the model's top prediction there, given the true caption before it (first phrase and later ones
     apart): where (d) is right and (a) is not, the caption drifts once it has said one wrong thing;
 (e) free-running, a later phrase right in all three words after a caption right so far, against after a
-    wrong phrase: the drift measured directly.
+    wrong phrase: the drift measured directly;
+(f) (b)'s shape word by how large the thing is in SAM's view (the square root of its area, the image's
+    long side scaled to SAM's input): whether a shape is named wrong because it is a few pixels there.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from xsam_core.tasks import TASKS  # noqa: E402
 from xsam_core.tasks.common import Choices  # noqa: E402
 
 ATTRS = ("size", "colour", "shape")
+SAM_PX = (8, 12, 20)  # (f)'s bucket edges, in pixels of SAM's view (8-px patches)
 
 
 def parse(text: str) -> tuple[str, str, str] | None:
@@ -94,6 +97,8 @@ def main(argv=None) -> None:
     gcg = [r for r in requests if r["task"] == "gcgseg"][: args.limit]
 
     by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
+    shape_by_px = collections.defaultdict(list)
+    sam_side = predictor.model.config.sam["image_size"]
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
     forced, after = collections.defaultdict(list), collections.defaultdict(list)
     for r in gcg:
@@ -125,6 +130,8 @@ def main(argv=None) -> None:
             if best >= 0 and overlaps[best] >= 0.5:
                 for a, h in attr_hits(words, truth[best][0]).items():
                     by_mask[a].append(h)
+                px = np.sqrt(truth[best][1].sum()) * sam_side / max(image.shape[:2])
+                shape_by_px[int(np.searchsorted(SAM_PX, px, side="right"))].append(words[2] == truth[best][0][2])
             else:
                 unmatched += 1
         if len(examples) < 6:
@@ -146,6 +153,9 @@ def main(argv=None) -> None:
         + "  (first phrase / later phrases)")
     print(f"(e) later phrase right in all three words: after a caption right so far {np.mean(after['right']):.2f} "
           f"(n={len(after['right'])}), after a wrong phrase {np.mean(after['wrong']):.2f} (n={len(after['wrong'])})")
+    edges = [f"< {SAM_PX[0]} px", *(f"{a}-{b} px" for a, b in zip(SAM_PX, SAM_PX[1:])), f">= {SAM_PX[-1]} px"]
+    print("(f) shape word by the thing's size in SAM's view: " + "  ".join(
+        f"{e} {np.mean(shape_by_px[k]):.2f} (n={len(shape_by_px[k])})" for k, e in enumerate(edges) if shape_by_px[k]))
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
 
