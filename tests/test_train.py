@@ -36,8 +36,8 @@ def run(tmp_path_factory):
 
 def test_batches_are_reproducible_and_well_formed(run):
     _, model, tokenizer = run
-    a = train.make_batch(5, 0, 3, 3, model.config, tokenizer)
-    b = train.make_batch(5, 0, 3, 3, model.config, tokenizer)
+    (a,) = train.make_batch(5, 0, 3, 3, model.config, tokenizer)  # X-SAM's square view: one part
+    (b,) = train.make_batch(5, 0, 3, 3, model.config, tokenizer)
     assert [s.ids for s in a.samples] == [s.ids for s in b.samples]
     assert torch.equal(a.sam, b.sam) and a.sam.shape == (3, 3, 128, 128)
     seg, p = model.config.special_token_ids["<SEG>"], model.config.special_token_ids["<p>"]
@@ -123,7 +123,7 @@ def test_mask_centroids_are_shares_of_the_canvas_side():
 
 def test_chat_every_scene_asks_each_scene_its_chat_set(run):
     _, model, tokenizer = run
-    batch = train.make_batch(5, 0, 3, 3, model.config, tokenizer, chat_every_scene=True)
+    (batch,) = train.make_batch(5, 0, 3, 3, model.config, tokenizer, chat_every_scene=True)
     for image in range(3):
         chat = [s for s in batch.samples if s.image == image and s.task == "chat"]
         assert 2 <= len(chat) <= CHAT_SET and len({tuple(s.ids) for s in chat}) == len(chat)
@@ -270,7 +270,7 @@ def test_selection_counts_every_query_on_the_target_and_only_those():
 def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
     model, tokenizer = train.new_run(tmp_path, seed=0)
     torch.manual_seed(0)
-    batch = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
+    (batch,) = train.make_batch(0, 0, 2, 3, model.config, tokenizer)
     heads = train.TrainingHeads(model.config)
     criterion = train.mask2former_loss(256)
     params = [*model.parameters(), *heads.parameters()]
@@ -373,7 +373,7 @@ def test_ground_rows_are_where_a_phrase_s_words_are_predicted(run):
 
 def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):
     model, tokenizer = train.new_run(tmp_path, seed=0)
-    batch = train.make_batch(2, 0, 2, 3, model.config, tokenizer)  # two grounded captions
+    (batch,) = train.make_batch(2, 0, 2, 3, model.config, tokenizer)  # two grounded captions
     assert sum(s.task == "gcgseg" for s in batch.samples) == 2
     heads = train.TrainingHeads(model.config)
     opt = torch.optim.AdamW(model.llm.parameters(), lr=3e-3)

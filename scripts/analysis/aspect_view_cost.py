@@ -7,9 +7,9 @@ SAM's square 128-px view (analysis §21), and an elongated image leaves most of 
 A view that keeps the aspect within SAM's patch budget (a 3.5:1 image at 224 x 64, a 28 x 8 grid)
 enlarges them 1.75x. This times the shipped model's image encoding (SigLIP, SAM's encoder, the
 projectors, connector and pixel decoder: `XSamModel.encode_images`) at each view, SAM's absolute
-positions interpolated (bicubic) to the view's grid and the patch embedding's fixed-size check
-bypassed; views alternate within each round so that machine noise falls on all alike. Not a trained
-model's answers: the timing and the shapes only (image tokens for the LLM, mask-feature grid).
+positions resized to the view's grid as the model does for any canvas (`XSegmentor._positions`);
+views alternate within each round so that machine noise falls on all alike. Not a trained model's
+answers: the timing and the shapes only (image tokens for the LLM, mask-feature grid).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import statistics
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, ".")
 from xsam_core.inference.predictor import Predictor  # noqa: E402
@@ -35,16 +34,9 @@ def main(argv=None) -> None:
 
     predictor = Predictor.load(None)
     model = predictor.model
-    sam = model.segmentor.encoder
-    patch = model.config.sam["patch_size"]
-    positions = sam.pos_embed.data.clone()  # [1, g, g, C]
-    sam.patch_embed.forward = lambda px: sam.patch_embed.projection(px).permute(0, 2, 3, 1)
     siglip = torch.randn(1, 3, model.config.vision["image_size"], model.config.vision["image_size"])
 
     def encode(h: int, w: int) -> dict:
-        grid = positions.permute(0, 3, 1, 2)
-        sam.pos_embed.data = F.interpolate(grid, size=(h // patch, w // patch), mode="bicubic",
-                                           align_corners=False).permute(0, 2, 3, 1).contiguous()
         pixels, runs = torch.randn(1, 3, h, w), []
         with torch.no_grad():
             for _ in range(3):  # warm-up

@@ -73,13 +73,13 @@ def main(argv=None) -> None:
             hidden, _ = m.lm_hidden(m.embed(prompt + answer, enc))
         top = m.llm.lm_head(hidden[0]).argmax(-1)
         num_sam = enc.seg_map.shape[0] * enc.seg_map.shape[1]
-        side, first = enc.seg_map.shape[0], first_sam_token(ids, num_sam)
+        grid, first = tuple(enc.seg_map.shape[:2]), first_sam_token(ids, num_sam)
         things = [n for n, p in enumerate(r["phrases"]) if p["text"].startswith("a ")]  # not the wall, floor
         rows = [(j, n) for j, n in phrase_rows(ids, p_open) if n in things]
         if not rows:
             continue
         masks = {n: covered_tokens(sam_mask(shapes.annotation_mask(anns[r["phrases"][n]["targets"][0]]), scaled,
-                                           cfg.sam_processor["longest_edge"]), side) for n in things}
+                                           tuple(sam.shape[-2:])), grid) for n in things}
         targets = torch.stack([masks[n] for _, n in rows])
         everything = torch.ones_like(targets)
         for layer in layers:

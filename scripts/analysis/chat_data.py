@@ -55,7 +55,7 @@ def main():
     total_samples = total_tokens = 0
     for step in range(args.batches):
         recorded.clear()
-        batch = S.make_batch(step, 0, 4, 3, cfg, tok, args.weights)
+        (batch,) = S.make_batch(step, 0, 4, 3, cfg, tok, args.weights)  # one part: X-SAM's square SAM view
         chats = []
         per_scene = collections.Counter()
         for s in batch.samples:

@@ -35,7 +35,7 @@ def main():
     ce_sum, n_tok = collections.Counter(), collections.Counter()
     with torch.no_grad():
         for step in range(args.batches):
-            batch = S.make_batch(step, 0, 4, 3, m.config, tok, args.weights)
+            (batch,) = S.make_batch(step, 0, 4, 3, m.config, tok, args.weights)  # one part: X-SAM's square SAM view
             images = m.encode_images(batch.siglip, batch.sam)
             for s in batch.samples:
                 enc = images.image(s.image)

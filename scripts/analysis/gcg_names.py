@@ -19,8 +19,8 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
     apart): where (d) is right and (a) is not, the caption drifts once it has said one wrong thing;
 (e) free-running, a later phrase right in all three words after a caption right so far, against after a
     wrong phrase: the drift measured directly;
-(f) (b)'s shape word by how large the thing is in SAM's view (the square root of its area, the image's
-    long side scaled to SAM's input): whether a shape is named wrong because it is a few pixels there.
+(f) (b)'s shape word by how large the thing is in SAM's view (the square root of its area, the image
+    scaled as the model's SAM canvas takes it): whether a shape is named wrong because it is a few pixels there.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.evaluation.metrics import iou, normalize_phrase  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
-from xsam_core.inference.processing import sam_pixels, siglip_pixels  # noqa: E402
+from xsam_core.inference.processing import sam_pixels, sam_view, siglip_pixels  # noqa: E402
 from xsam_core.inference.templates import apply_template, encode_prompt  # noqa: E402
 from xsam_core.tasks import TASKS  # noqa: E402
 from xsam_core.tasks.common import Choices  # noqa: E402
@@ -98,7 +98,6 @@ def main(argv=None) -> None:
 
     by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
     shape_by_px = collections.defaultdict(list)
-    sam_side = predictor.model.config.sam["image_size"]
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
     forced, after = collections.defaultdict(list), collections.defaultdict(list)
     for r in gcg:
@@ -130,7 +129,8 @@ def main(argv=None) -> None:
             if best >= 0 and overlaps[best] >= 0.5:
                 for a, h in attr_hits(words, truth[best][0]).items():
                     by_mask[a].append(h)
-                px = np.sqrt(truth[best][1].sum()) * sam_side / max(image.shape[:2])
+                (h, _), _ = sam_view(*image.shape[:2], predictor.config.sam_processor)
+                px = np.sqrt(truth[best][1].sum()) * h / image.shape[0]
                 shape_by_px[int(np.searchsorted(SAM_PX, px, side="right"))].append(words[2] == truth[best][0][2])
             else:
                 unmatched += 1

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pycocotools import mask as coco_mask
 
 sys.path.insert(0, ".")
-from xsam_core.inference.processing import sam_scaled_size  # noqa: E402
+from xsam_core.inference.processing import sam_view  # noqa: E402
 from xsam_core.tasks.common import to_canvas, to_original  # noqa: E402
 
 CANVAS = 128
@@ -31,7 +31,7 @@ CANVAS = 128
 
 def best_fit_iou(mask: np.ndarray, grid: int, steps: int = 150) -> float:
     h, w = mask.shape
-    scaled = sam_scaled_size(h, w, CANVAS)
+    scaled, _ = sam_view(h, w, {"longest_edge": CANVAS})
     truth = torch.from_numpy(mask > 0)
     logits = torch.zeros(1, 1, grid, grid, requires_grad=True)
     opt = torch.optim.Adam([logits], lr=0.5)

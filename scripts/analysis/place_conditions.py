@@ -70,7 +70,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     predictor = Predictor.load(args.model)
     segmentor = predictor.model.segmentor
-    longest = predictor.config.sam_processor["longest_edge"]
     seen = {}
     decode = segmentor.forward
 
@@ -88,7 +87,7 @@ def main(argv=None) -> None:
     backgrounds = []
     for _ in range(args.n):
         scene = generate_scene(rng, n_things=int(rng.integers(3, 6)))
-        _, scaled = sam_pixels(Image.fromarray(scene.image), predictor.config.sam_processor)
+        sam, scaled = sam_pixels(Image.fromarray(scene.image), predictor.config.sam_processor)
         margin = RELATION_MARGIN * min(scene.image.shape[:2])
         by_word = {}
         for word, (axis, sign) in EXTREMES.items():
@@ -102,7 +101,7 @@ def main(argv=None) -> None:
             overlaps = [iou(mask, t.mask) for t in order]
             best = int(np.argmax(overlaps))
             outcomes[word].append(OUTCOMES[min(best, 2)] if overlaps[best] >= 0.5 else "none")
-            covers = covering_queries(seen["masks"], sam_mask(order[0].mask, scaled, longest)[None])[:, 0]
+            covers = covering_queries(seen["masks"], sam_mask(order[0].mask, scaled, tuple(sam.shape[-2:]))[None])[:, 0]
             if covers.any():
                 rows[word].append((seen["queries"], covers, seen["cond"]))
         for a, b in itertools.combinations(EXTREMES, 2):

@@ -38,7 +38,7 @@ def collect(model, tokenizer, batches: int) -> tuple[torch.Tensor, torch.Tensor]
     special = model.config.special_token_ids
     states, targets = [], []
     for k in range(batches):
-        batch = make_batch(k, HELD_OUT_SEED, 4, 3, model.config, tokenizer, TASK_WEIGHTS)
+        (batch,) = make_batch(k, HELD_OUT_SEED, 4, 3, model.config, tokenizer, TASK_WEIGHTS)  # one part: X-SAM's square SAM view
         captured["indices"] = []
         compute_losses(model, batch, criterion, TrainingHeads(model.config), special)
         hidden = captured["out"].hidden[-1].transpose(0, 1)  # [B', Q, D]

@@ -50,7 +50,7 @@ def main() -> None:
     by_shape = {(name, s): [0, 0] for name in ("SAM", "SigLIP") for s in shapes.SHAPES}
     with torch.no_grad():
         for k in range(args.batches):
-            batch = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)
+            (batch,) = make_batch(k, HELD_OUT_SEED, 4, 1, cfg, tokenizer, TASK_WEIGHTS)  # one part: X-SAM's square SAM view
             enc = model.encode_images(batch.siglip, batch.sam, pixels=False)  # only the image tokens are read
             painted = batch.labels[:, :n].sum((-2, -1))  # [B, shapes]: pixels of each shape in SAM's view
             for name, tokens, labels in (("SAM", enc.seg_tokens, batch.labels),
@@ -84,7 +84,7 @@ def main() -> None:
 def _prompt_vectors(model, head, cfg, tokenizer, batches: int) -> dict:
     tally = {key: [0, 0] for key in ("< 150", ">= 150", "all")}
     for k in range(batches):
-        batch = make_batch(k, HELD_OUT_SEED, 4, 2, cfg, tokenizer, {"intseg": 1.0, "vgdseg": 1.0})
+        (batch,) = make_batch(k, HELD_OUT_SEED, 4, 2, cfg, tokenizer, {"intseg": 1.0, "vgdseg": 1.0})  # one part: X-SAM's square SAM view
         enc = model.encode_images(batch.siglip, batch.sam)
         for s in batch.samples:
             if not s.regions:  # the chat set drawn with them

@@ -149,12 +149,13 @@ class OfficialCosts(Predictor):
         return 0, DynamicCache(), []
 
     def _answer(self, spec, meta, entry, ids, gen, regions, canvas_masks, img, *rest):
-        self._sizes = entry.scaled, (img.height, img.width)
+        self._sizes = entry.canvas, entry.scaled, (img.height, img.width)
         return super()._answer(spec, meta, entry, ids, gen, regions, canvas_masks, img, *rest)
 
     def _upsample_everything(self, module, args, out):
-        upsampled = [to_canvas(m, self.config.sam["image_size"]) for m in out.mask_logits_lowres]
-        to_original(upsampled[-1][0], *self._sizes)
+        canvas, scaled, original = self._sizes
+        upsampled = [to_canvas(m, canvas) for m in out.mask_logits_lowres]
+        to_original(upsampled[-1][0], scaled, original)
 
 
 def worker(model: str, scenario: str, repeats: int, device: str | None = None, quantize: str | None = None) -> dict:

@@ -84,7 +84,8 @@ class Recorder:
         sam = model.segmentor.encoder
         hooks = [
             (model.visual_encoder.embeddings, self._input("input.siglip_pixel_values"), True),
-            (sam.patch_embed, self._input("input.sam_pixel_values"), True),
+            # `XSegmentor.encode` calls the patch embedding's convolution itself
+            (sam.patch_embed.projection, self._input("input.sam_pixel_values"), True),
             (sam.layers[0], lambda m, args: self.sam_states.append(args[0]), True),
             (model.visual_projector, self._in_out("siglip.hidden_selected", "visual_projector.out"), False),
             (model.seg_projector, self._in_out("seg_projector.in", "seg_projector.out"), False),

@@ -38,6 +38,7 @@ class Prefix:
 class ImageEntry:
     encoding: ImageEncoding
     scaled: tuple  # (h, w) of the image on the SAM canvas
+    canvas: tuple  # (H, W) of the SAM canvas
     prefixes: dict = field(default_factory=dict)  # prefix ids → Prefix
 
     def nbytes(self) -> int:

@@ -72,12 +72,12 @@ def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, c
     return model.decode_masks(encoding, cond_in, segs[None], embed_masks), n_phr
 
 
-def postprocess(task: Task, out, canvas_size: int, scaled, original, threshold: float, labels: list[str],
+def postprocess(task: Task, out, canvas: tuple, scaled, original, threshold: float, labels: list[str],
                 meta: dict, canvas_masks: list, negative_points: list) -> tuple[TaskOutput, list]:
     """The task's post-processing; mask logits stay low-resolution on the model's device (tasks upsample
     only what they keep). Also returns the visual-prompt masks at the original size."""
     prompt_masks = [to_original(m[None].float(), scaled, original, "nearest")[0].bool().cpu().numpy()
                     for m in canvas_masks]
-    ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1], canvas_size, scaled, original,
+    ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1], canvas, scaled, original,
                         threshold, labels, meta, prompt_masks, negative_points)
     return task.postprocess(ctx), prompt_masks

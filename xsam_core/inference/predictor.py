@@ -150,7 +150,7 @@ class Predictor:
             sam, scaled = sam_pixels(img, self.config.sam_processor)
             sam = sam.to(self.device, dtype)
         enc = self.model.encode_image(sig, sam, timer=lambda name: self._stage(timings, name))
-        entry = ImageEntry(enc, scaled)
+        entry = ImageEntry(enc, scaled, tuple(sam.shape[-2:]))
         self.cache.put(key, entry)
         return entry, False
 
@@ -209,8 +209,7 @@ class Predictor:
             region_vectors, canvas_masks = None, []
             if regions.masks:
                 with self._stage(timings, "sampler"):
-                    longest = self.config.sam_processor["longest_edge"]
-                    canvas_masks = [sam_mask(m, entry.scaled, longest).to(self.device) for m in regions.masks]
+                    canvas_masks = [sam_mask(m, entry.scaled, entry.canvas).to(self.device) for m in regions.masks]
                     region_vectors = self.model.region_features(entry.encoding, torch.stack(canvas_masks),
                                                                 choices.generator)
             budget = min(max_new_tokens or self.config.max_new_tokens, self.config.max_length - length)
@@ -276,7 +275,7 @@ class Predictor:
             return pred
         with self._stage(timings, "postprocess"):
             result, pred.regions = decoding.postprocess(
-                spec, out, self.config.sam["image_size"], entry.scaled, pred.image_size, threshold,
+                spec, out, entry.canvas, entry.scaled, pred.image_size, threshold,
                 labels[:n_cond], meta, canvas_masks, regions.negative_points)
         pred.segments, pred.label_map, pred.rejected = result.segments, result.label_map, result.rejected
         pred.info.update(result.extra)

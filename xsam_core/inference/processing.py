@@ -85,26 +85,41 @@ def siglip_pixels(img: Image.Image, proc: dict) -> torch.Tensor:
     return _normalise(arr, proc["mean"], proc["std"])
 
 
-def sam_scaled_size(h: int, w: int, longest: int) -> tuple[int, int]:
-    scale = longest / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
+def sam_view(h: int, w: int, proc: dict) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where an h x w image goes on SAM's input: ((h, w) scaled, (H, W) of the zero-padded canvas).
+
+    X-SAM's view is a square of side `longest_edge`. The embedded model may list other `canvases`
+    ((H, W) pixels, each also used transposed): an image then takes the canvas that enlarges it most,
+    the smaller one on a tie, so a 3.5:1 image fills 224 x 64 rather than a third of 128 x 128."""
+    longest = proc["longest_edge"]
+    options = [(longest, longest)] + [c for H, W in proc.get("canvases", []) for c in ((H, W), (W, H))]
+    canvas = max(options, key=lambda c: (min(c[0] / h, c[1] / w), -c[0] * c[1]))
+    scale = min(canvas[0] / h, canvas[1] / w)
+    scaled = (min(int(h * scale + 0.5), canvas[0]), min(int(w * scale + 0.5), canvas[1]))
+    return scaled, canvas
 
 
 def sam_pixels(img: Image.Image, proc: dict) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Longest side → `longest_edge`, normalise, zero-pad bottom/right to a square canvas."""
-    longest = proc["longest_edge"]
-    h, w = sam_scaled_size(img.height, img.width, longest)
+    """Resize into the canvas of `sam_view` (the longest side to `longest_edge` in X-SAM's square),
+    normalise, zero-pad bottom/right. Returns [1, 3, H, W] and the scaled (h, w)."""
+    (h, w), canvas = sam_view(img.height, img.width, proc)
     arr = np.asarray(img.resize((w, h), resample=proc["resample"]))
     x = _normalise(arr, proc["mean"], proc["std"])
-    out = torch.zeros(1, 3, longest, longest)
+    out = torch.zeros(1, 3, *canvas)
     out[:, :, :h, :w] = x
     return out, (h, w)
 
 
-def sam_mask(mask: np.ndarray, scaled: tuple[int, int], longest: int) -> torch.Tensor:
-    """A 0/1 mask at original size → nearest-resized onto the padded SAM canvas (int64)."""
+def sam_mask(mask: np.ndarray, scaled: tuple[int, int], canvas: int | tuple[int, int]) -> torch.Tensor:
+    """A 0/1 mask at original size → nearest-resized onto the padded SAM canvas (int64); `canvas` is
+    its side (a square) or (H, W)."""
     h, w = scaled
     small = Image.fromarray(mask.astype(np.uint8)).resize((w, h), resample=Image.NEAREST)
-    out = torch.zeros(longest, longest, dtype=torch.int64)
+    out = torch.zeros(canvas_shape(canvas), dtype=torch.int64)
     out[:h, :w] = torch.from_numpy(np.asarray(small).astype(np.int64))
     return out
+
+
+def canvas_shape(canvas: int | tuple[int, int]) -> tuple[int, int]:
+    """A canvas given as its side (a square) or as (H, W) → (H, W)."""
+    return (canvas, canvas) if isinstance(canvas, int) else tuple(canvas)

@@ -8,6 +8,7 @@ archive-layout state dict maps onto it with one rename (`visual_encoder.vision_m
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class ImageEncoding:
     """Everything the model computes from the image alone: reused by every request on it."""
 
     image_tokens: torch.Tensor  # [1, N_siglip + N_sam, H_llm]: spliced at <image>
-    seg_map: torch.Tensor  # [g/2, g/2, H_llm]: SAM tokens as a map, the region sampler's input
+    seg_map: torch.Tensor  # [rows, cols, H_llm]: SAM tokens as a map, the region sampler's input
     pixels: PixelFeatures  # pixel-decoder outputs
 
     def nbytes(self) -> int:
@@ -47,8 +48,9 @@ class ImageBatchEncoding:
     """`encode_images` of B images at once (training's batches); `image(i)` is image i's ImageEncoding."""
 
     image_tokens: torch.Tensor  # [B, N_siglip + N_sam, H_llm]
-    seg_tokens: torch.Tensor  # [B, (g/2)², H_llm]: the SAM part of image_tokens
+    seg_tokens: torch.Tensor  # [B, rows * cols, H_llm]: the SAM part of image_tokens, row-major
     pixels: PixelFeatures | None  # pixel-decoder outputs, batch dim B (None: tokens only)
+    seg_grid: tuple  # (rows, cols) of seg_tokens: SAM's patch grid, pixel-shuffled
 
     @property
     def visual_tokens(self) -> torch.Tensor:
@@ -57,10 +59,9 @@ class ImageBatchEncoding:
 
     def image(self, i: int) -> ImageEncoding:
         """Views into the batch: gradients flow back to it."""
-        side = int(round(self.seg_tokens.shape[1] ** 0.5))
         p = self.pixels
         pixels = PixelFeatures(p.mask_features[i : i + 1], [m[i : i + 1] for m in p.multi_scale_features])
-        return ImageEncoding(self.image_tokens[i : i + 1], self.seg_tokens[i].view(side, side, -1), pixels)
+        return ImageEncoding(self.image_tokens[i : i + 1], self.seg_tokens[i].view(*self.seg_grid, -1), pixels)
 
 
 def _layers_to_run(select: int, num_layers: int) -> int:
@@ -127,13 +128,13 @@ class XSamModel(nn.Module):
 
     def encode_image(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
                      timer=lambda stage: nullcontext()) -> ImageEncoding:
-        """Both encoders, projectors, connector and pixel decoder of one image ([1, 3, s, s] and [1, 3, S, S]);
+        """Both encoders, projectors, connector and pixel decoder of one image ([1, 3, s, s] and [1, 3, H, W]);
         `timer(stage)` wraps each stage."""
         return self.encode_images(siglip_pixels, sam_pixels, timer).image(0)
 
     def encode_images(self, siglip_pixels: torch.Tensor, sam_pixels: torch.Tensor,
                       timer=lambda stage: nullcontext(), pixels: bool = True) -> ImageBatchEncoding:
-        """`encode_image` of a batch of images ([B, 3, s, s] and [B, 3, S, S]), in one pass. With
+        """`encode_image` of a batch of images ([B, 3, s, s] and [B, 3, H, W]), in one pass. With
         `pixels=False` only the image tokens (`.pixels` is None): token-only training needs no more,
         and the pixel decoder was 40 % of its forward and backward."""
         cfg = self.config
@@ -145,15 +146,17 @@ class XSamModel(nn.Module):
             select = _layers_to_run(cfg.visual_select_layer, n_sam)
             sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]) if pixels else select)
             seg_tokens = self.seg_projector(sam_states[select])
+        ratio = cfg.seg_downsample_ratio  # the pixel shuffle pads an odd side by one
+        grid = tuple(math.ceil(n * ratio) if ratio < 1 else n for n in sam_states[select].shape[1:3])
         if not pixels:
-            return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, None)
+            return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, None, grid)
         with timer("pixel_decoder"):
             maps = self.seg_connector([sam_states[i] for i in cfg.connector_layers])
             pixels = self.segmentor.pixel_features(maps, sam_pixels)
-        return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, pixels)
+        return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, pixels, grid)
 
     def region_features(self, enc: ImageEncoding, masks: torch.Tensor, generator=None) -> torch.Tensor:
-        """One LLM-space vector per visual-prompt mask ([N, S, S] on the padded SAM canvas)."""
+        """One LLM-space vector per visual-prompt mask ([N, H, W] on the padded SAM canvas)."""
         return torch.stack([self.sampler(enc.seg_map, mask, generator)[0] for mask in masks])
 
     # --- language side ---------------------------------------------------------------------------

@@ -129,14 +129,25 @@ class XSegmentor(nn.Module):
     def encode(self, pixel_values: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         """SAM ViT hidden states 0..num_layers (0 = patch + position embedding), channels-last."""
         enc = self.encoder
-        h = enc.patch_embed(pixel_values)
+        # the patch embedding's own forward refuses any input but the configured square: the embedded
+        # model's canvases that keep an image's aspect (`processing.sam_view`) are not square
+        h = enc.patch_embed.projection(pixel_values).permute(0, 2, 3, 1)
         if enc.pos_embed is not None:
-            h = h + enc.pos_embed
+            h = h + self._positions(h.shape[1:3])
         states = [h]
         for layer in enc.layers[:num_layers]:
             h = layer(h)
             states.append(h)
         return states
+
+    def _positions(self, grid) -> torch.Tensor:
+        """SAM's absolute positions [1, g, g, C] for a patch grid (rows, cols): as trained on the
+        square, else resized bicubically (as ViTs interpolate them for other input sizes)."""
+        pos = self.encoder.pos_embed
+        if tuple(pos.shape[1:3]) == tuple(grid):
+            return pos
+        resized = F.interpolate(pos.permute(0, 3, 1, 2).float(), size=tuple(grid), mode="bicubic", align_corners=False)
+        return resized.permute(0, 2, 3, 1).to(pos.dtype)
 
     def pixel_features(self, connector_maps: list[torch.Tensor], sam_pixels: torch.Tensor) -> PixelFeatures:
         out = self.pixel_decoder(connector_maps, return_dict=True)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inference.processing import canvas_shape
+
 
 class Choices:
     """Where the official demo draws random numbers: class order, question template, region sampler.
@@ -59,7 +61,7 @@ class DecodeContext:
 
     class_logits: torch.Tensor  # [B', Q, K] (K−1 conditions + background)
     lowres: torch.Tensor  # [B', Q, h, w] the decoder's last mask logits
-    canvas_size: int  # S: the padded SAM canvas that mask logits are upsampled to
+    canvas_size: tuple  # (H, W): the padded SAM canvas that mask logits are upsampled to
     scaled: tuple  # (h, w) of the image on the canvas
     original: tuple  # (H0, W0)
     threshold: float
@@ -69,7 +71,7 @@ class DecodeContext:
     negative_points: list = field(default_factory=list)  # [(x, y)] in original pixels
 
     def canvas(self, b: int, queries=None) -> torch.Tensor:
-        """Mask logits of `queries` (all when None) upsampled to the canvas ([n, S, S]).
+        """Mask logits of `queries` (all when None) upsampled to the canvas ([n, H, W]).
 
         Queries are upsampled independently of each other, so upsampling only those a task keeps
         gives the official numbers at a fraction of the cost (the official code upsamples all 200,
@@ -78,13 +80,14 @@ class DecodeContext:
         return to_canvas(x[None], self.canvas_size)[0]
 
 
-def to_canvas(mask_logits: torch.Tensor, size: int) -> torch.Tensor:
-    """Low-resolution mask logits [B, Q, h, w] → the padded SAM canvas [B, Q, S, S] (bilinear)."""
-    return F.interpolate(mask_logits, size=(size, size), mode="bilinear", align_corners=False)
+def to_canvas(mask_logits: torch.Tensor, canvas: int | tuple) -> torch.Tensor:
+    """Low-resolution mask logits [B, Q, h, w] → the padded SAM canvas [B, Q, H, W] (bilinear); `canvas`
+    is its side (a square) or (H, W)."""
+    return F.interpolate(mask_logits, size=canvas_shape(canvas), mode="bilinear", align_corners=False)
 
 
 def to_original(x: torch.Tensor, scaled, original, mode: str = "bilinear") -> torch.Tensor:
-    """Crop the canvas to the image and resize to the original size ([N, S, S] → [N, H0, W0])."""
+    """Crop the canvas to the image and resize to the original size ([N, H, W] → [N, H0, W0])."""
     h, w = scaled
     x = x[:, :h, :w].float()[None]
     kw = {"align_corners": False} if mode == "bilinear" else {}

@@ -71,9 +71,10 @@ def phrase_rows(ids: list[int], p_open: int) -> list[tuple[int, int]]:
             if j + k + 1 < len(ids)]
 
 
-def covered_tokens(mask: torch.Tensor, side: int) -> torch.Tensor:
-    """[side²] bool: the SAM tokens whose cell the canvas mask [S, S] covers by `TOKEN_COVER`."""
-    return F.adaptive_avg_pool2d(mask[None, None].float(), side).flatten() >= TOKEN_COVER
+def covered_tokens(mask: torch.Tensor, grid: int | tuple) -> torch.Tensor:
+    """[cells] bool: the SAM tokens (a (rows, cols) grid; a side for a square) whose cell the canvas mask
+    [H, W] covers by `TOKEN_COVER`."""
+    return F.adaptive_avg_pool2d(mask[None, None].float(), grid).flatten() >= TOKEN_COVER
 
 
 def first_sam_token(ids: list[int], num_sam: int) -> int:
@@ -83,15 +84,15 @@ def first_sam_token(ids: list[int], num_sam: int) -> int:
 
 def thing_mass(weights: torch.Tensor, first_sam: int, targets: torch.Tensor) -> torch.Tensor:
     """[..., R]: the attention weight `weights` [..., R, T] puts on each row's SAM tokens `targets`
-    [R, side²] (`covered_tokens`), the SAM tokens starting at position `first_sam`."""
+    [R, cells] (`covered_tokens`), the SAM tokens starting at position `first_sam`."""
     return (weights[..., first_sam: first_sam + targets.shape[-1]] * targets).sum(-1)
 
 
-def ground_loss(tap: AttentionInputs, samples, expanded, p_open: int, num_sam: int,
+def ground_loss(tap: AttentionInputs, samples, expanded, p_open: int, grid: tuple,
                 is_thing) -> torch.Tensor | None:
-    """Mean −log of the weight `GROUND_HEAD` puts on the named thing's SAM tokens, over every caption
-    phrase that names a thing (`is_thing(sample, phrase)`); None when the batch has none."""
-    side = int(round(num_sam ** 0.5))
+    """Mean −log of the weight `GROUND_HEAD` puts on the named thing's SAM tokens (a (rows, cols) grid),
+    over every caption phrase that names a thing (`is_thing(sample, phrase)`); None when the batch has none."""
+    num_sam = grid[0] * grid[1]
     terms = []
     for b, (s, ids) in enumerate(zip(samples, expanded)):
         if s.task != "gcgseg":
@@ -100,7 +101,7 @@ def ground_loss(tap: AttentionInputs, samples, expanded, p_open: int, num_sam: i
         if not rows:
             continue
         w = tap.weights(GROUND_LAYER, b, [r for r, _ in rows])[GROUND_HEAD]  # [R, T]
-        targets = torch.stack([covered_tokens(s.masks[n], side) for _, n in rows])  # [R, side²]
+        targets = torch.stack([covered_tokens(s.masks[n], grid) for _, n in rows])  # [R, cells]
         mass = thing_mass(w, first_sam_token(ids, num_sam), targets)
         terms.append(-torch.log(mass.clamp_min(1e-6)))
     return torch.cat(terms).mean() if terms else None

@@ -83,9 +83,9 @@ class TokenHead(nn.Module):
         shape, colour = self.linear(tokens).split([len(shapes.SHAPES) + 1, len(COLOURS) + 1], dim=-1)
         return shape, colour
 
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        side = int(round(tokens.shape[1] ** 0.5))  # row-major side x side grid over the labels' frame
-        (shape, colour), (shape_target, colour_target) = self.logits(tokens), token_targets(labels, side)
+    def loss(self, tokens: torch.Tensor, labels: torch.Tensor, grid: tuple) -> torch.Tensor:
+        """`tokens` [B, rows * cols, D], row-major over a (rows, cols) grid on the labels' frame."""
+        (shape, colour), (shape_target, colour_target) = self.logits(tokens), token_targets(labels, grid)
         weight = torch.ones(shape.shape[-1], device=shape.device)
         weight[-1] = TOKEN_NONE_WEIGHT
         return (F.cross_entropy(shape.flatten(0, 1), shape_target.flatten(), weight=weight)
@@ -103,30 +103,31 @@ class TrainingHeads(nn.Module):
         self.place = nn.Linear(cfg.mask_dim, 2)
 
 
-def cell_cover(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The share of each cell of a side x side grid over `canvas_labels` [B, TOKEN_LABELS, S, S] that
-    each shape, and each colour, covers: [B, side², shapes] and [B, side², colours]."""
-    cover = F.adaptive_avg_pool2d(labels, side).flatten(2).transpose(1, 2)  # [B, side², labels]
+def cell_cover(labels: torch.Tensor, grid: int | tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """The share of each cell of a grid (rows, cols; a side for a square) over `canvas_labels`
+    [B, TOKEN_LABELS, H, W] that each shape, and each colour, covers: [B, cells, shapes] and [B, cells, colours]."""
+    cover = F.adaptive_avg_pool2d(labels, grid).flatten(2).transpose(1, 2)  # [B, cells, labels]
     shape, colour = cover.split([len(shapes.SHAPES), len(COLOURS)], dim=-1)
     return shape, colour
 
 
-def token_targets(labels: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def token_targets(labels: torch.Tensor, grid: int | tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """Per cell (`cell_cover`): the index of the shape, and of the colour, that covers most of it, or
-    the count of them ("none") where none covers `TOKEN_COVER` of it; two [B, side²] tensors."""
+    the count of them ("none") where none covers `TOKEN_COVER` of it; two [B, cells] tensors."""
     out = []
-    for share in cell_cover(labels, side):
+    for share in cell_cover(labels, grid):
         most, best = share.max(-1)
         out.append(torch.where(most >= TOKEN_COVER, best, share.shape[-1]))
     return out[0], out[1]
 
 
 def mask_centroids(masks: torch.Tensor) -> torch.Tensor:
-    """[N, 2]: the (x, y) centroid of each [N, S, S] canvas mask, as a share of the canvas side."""
-    side = masks.shape[-1]
-    grid = (torch.arange(side, device=masks.device, dtype=masks.dtype) + 0.5) / side
+    """[N, 2]: the (x, y) centroid of each [N, H, W] canvas mask, as a share of the canvas' width and height."""
+    h, w = masks.shape[-2:]
+    xs = (torch.arange(w, device=masks.device, dtype=masks.dtype) + 0.5) / w
+    ys = (torch.arange(h, device=masks.device, dtype=masks.dtype) + 0.5) / h
     weight = masks.sum((-2, -1)).clamp_min(1e-6)
-    return torch.stack([(masks.sum(-2) * grid).sum(-1) / weight, (masks.sum(-1) * grid).sum(-1) / weight], -1)
+    return torch.stack([(masks.sum(-2) * xs).sum(-1) / weight, (masks.sum(-1) * ys).sum(-1) / weight], -1)
 
 
 def mask2former_loss(num_points: int) -> Mask2FormerLoss:
@@ -193,7 +194,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
     with AttentionInputs(model.llm.model, [GROUND_LAYER]) as tap:
         hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, heads.tokens)}
-    ground = ground_loss(tap, batch.samples, expanded, special["<p>"], images.seg_tokens.shape[1],
+    ground = ground_loss(tap, batch.samples, expanded, special["<p>"], images.seg_grid,
                          lambda s, n: s.cond_category[n] < len(shapes.SHAPES))
     if ground is not None:
         losses["ground"] = ground
@@ -219,8 +220,9 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
 def token_losses(images: ImageBatchEncoding, batch: Batch, token_head: TokenHead) -> dict[str, torch.Tensor]:
     """The token-label terms on SAM's (`tokens`) and SigLIP's (`vtokens`) image tokens: all that
     `train --tokens-only` trains, and part of every joint step."""
-    return {"tokens": token_head.loss(images.seg_tokens, batch.labels),
-            "vtokens": token_head.loss(images.visual_tokens, batch.siglip_labels)}
+    side = int(round(images.visual_tokens.shape[1] ** 0.5))  # SigLIP's square grid
+    return {"tokens": token_head.loss(images.seg_tokens, batch.labels, images.seg_grid),
+            "vtokens": token_head.loss(images.visual_tokens, batch.siglip_labels, (side, side))}
 
 
 def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:

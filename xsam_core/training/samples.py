@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .. import shapes
-from ..inference.processing import sam_mask, sam_pixels, siglip_pixels
+from ..inference.processing import canvas_shape, sam_mask, sam_pixels, sam_view, siglip_pixels
 from ..inference.templates import apply_template, encode_prompt
 from ..inference.visual_prompts import build_regions
 from ..masks import union
@@ -67,7 +67,7 @@ def _answer(request: dict, rng: np.random.Generator) -> str:
     return str(rng.choice(task.answers))
 
 
-def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest: int, tokenizer, template,
+def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, canvas: tuple, tokenizer, template,
                 rng: np.random.Generator) -> Sample:
     """A request with its answer and targets, prompted exactly as at inference (same task modules)."""
     h, w = scene.image.shape[:2]
@@ -77,7 +77,7 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
     prompt = encode_prompt(tokenizer, apply_template(question, template))
     answer = tokenizer.encode(_answer(request, rng) + template["SUFFIX"], add_special_tokens=False)
     sample = Sample(image, shapes.task_key(request), prompt + answer, len(prompt),
-                    [sam_mask(m, scaled, longest) for m in regions.masks])
+                    [sam_mask(m, scaled, canvas) for m in regions.masks])
     things = {t.id: t for t in scene.objects}
     stuff_masks = {i: scene.stuff[name] for name, i in scene.stuff_ids.items()}
 
@@ -92,7 +92,7 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
 
     def add(cls: int, ids: list[int]):
         sample.classes.append(cls)
-        sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, longest).float())
+        sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, canvas).float())
 
     # Targets by the kind of result (a text-only task has none).
     if spec.output == ONE_MASK:
@@ -134,11 +134,13 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, longest:
 
 @dataclass
 class Batch:
+    """The scenes of one step that share a SAM canvas, and their requests (`make_batch`)."""
+
     siglip: torch.Tensor  # [B_img, 3, s, s]
-    sam: torch.Tensor  # [B_img, 3, S, S]
+    sam: torch.Tensor  # [B_img, 3, H, W]
     samples: list
-    labels: torch.Tensor  # [B_img, TOKEN_LABELS, S, S]: `canvas_labels` of each scene
-    siglip_labels: torch.Tensor  # the same labels in SigLIP's frame (`siglip_frame`)
+    labels: torch.Tensor  # [B_img, TOKEN_LABELS, H, W]: `canvas_labels` of each scene
+    siglip_labels: torch.Tensor  # [B_img, TOKEN_LABELS, S, S]: the labels in SigLIP's frame (`siglip_frame`)
 
     def to(self, device) -> "Batch":
         for s in self.samples:
@@ -148,46 +150,52 @@ class Batch:
                      self.siglip_labels.to(device))
 
 
-def canvas_labels(scene: shapes.Scene, scaled, longest: int) -> torch.Tensor:
-    """[TOKEN_LABELS, S, S] 0/1 on the SAM canvas: channel k < 6 where shape k is painted, 6 + c
+def canvas_labels(scene: shapes.Scene, scaled, canvas: int | tuple) -> torch.Tensor:
+    """[TOKEN_LABELS, H, W] 0/1 on the SAM canvas: channel k < 6 where shape k is painted, 6 + c
     where colour c is (the targets of the training-only token-label loss)."""
-    out = torch.zeros(TOKEN_LABELS, longest, longest)
+    out = torch.zeros(TOKEN_LABELS, *canvas_shape(canvas))
     for t in scene.objects:
-        m = sam_mask(t.mask, scaled, longest).float()
+        m = sam_mask(t.mask, scaled, canvas).float()
         for channel in (shapes.SHAPES.index(t.shape), len(shapes.SHAPES) + COLOURS.index(t.colour)):
             out[channel] = torch.maximum(out[channel], m)
     return out
 
 
 def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
-    """SAM-canvas labels (image at the top left, zero padding) moved to SigLIP's frame, where the
-    image is centred in its square (`siglip_pixels`): the same square side, so a shift is enough."""
+    """Labels on X-SAM's square SAM canvas (image at the top left, zero padding) moved to SigLIP's frame,
+    where the image is centred in its square (`siglip_pixels`): the same square side, so a shift is enough."""
     side = labels.shape[-1]
     return torch.roll(labels, ((side - scaled[0]) // 2, (side - scaled[1]) // 2), dims=(-2, -1))
 
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None, chat_every_scene: bool = False,
-               look_weights: dict | None = None) -> Batch:
-    """Step `step`'s batch: always the same scenes and requests for the same (seed, step, weights).
-    With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other tasks (a chat
-    sample costs only the LLM's share of a step: the image is encoded once per scene)."""
+               look_weights: dict | None = None) -> list[Batch]:
+    """Step `step`'s scenes and requests: always the same for the same (seed, step, weights), as one
+    Batch per SAM canvas among them (images of one canvas encode together; a model with X-SAM's square
+    view gets one). With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other
+    tasks (a chat sample costs only the LLM's share of a step: the image is encoded once per scene)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
-    sig, sam, samples, labels, siglip_labels = [], [], [], [], []
+    parts: dict[tuple, list] = {}  # canvas → [(siglip, sam, labels, siglip labels, samples)] per scene
     task_weights = dict(task_weights or TASK_WEIGHTS)
     if chat_every_scene:
         task_weights.pop("chat", None)
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
-    for k in range(scenes):
+    for _ in range(scenes):
         scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
         pil = Image.fromarray(scene.image)
-        sig.append(siglip_pixels(pil, cfg.siglip_processor))
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
-        sam.append(pixels)
-        labels.append(canvas_labels(scene, scaled, longest))
-        siglip_labels.append(siglip_frame(labels[-1], scaled))
+        canvas = tuple(pixels.shape[-2:])
+        part = parts.setdefault(canvas, [])
+        k = len(part)  # the scene's index within its canvas' Batch
+        labels = canvas_labels(scene, scaled, canvas)
+        square, _ = sam_view(pil.height, pil.width, {"longest_edge": longest})
+        square_labels = labels if canvas == (longest, longest) else canvas_labels(scene, square, longest)
+        samples = []
+        part.append((siglip_pixels(pil, cfg.siglip_processor), pixels, labels, siglip_frame(square_labels, square),
+                     samples))
         if not (per_scene or chat_every_scene):
             continue  # token-only batches: images and labels only (drawing requests is 13 % of such a step)
         requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng, for_training=True)}
@@ -195,7 +203,9 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
-            samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in requests[keys[i]]]
+            samples += [make_sample(scene, r, k, scaled, canvas, tokenizer, template, rng) for r in requests[keys[i]]]
         if chat_every_scene:
-            samples += [make_sample(scene, r, k, scaled, longest, tokenizer, template, rng) for r in chat]
-    return Batch(torch.cat(sig), torch.cat(sam), samples, torch.stack(labels), torch.stack(siglip_labels))
+            samples += [make_sample(scene, r, k, scaled, canvas, tokenizer, template, rng) for r in chat]
+    return [Batch(torch.cat(sig), torch.cat(sam), [s for samples in rows for s in samples], torch.stack(labels),
+                  torch.stack(siglip_labels))
+            for sig, sam, labels, siglip_labels, rows in (zip(*part) for part in parts.values())]

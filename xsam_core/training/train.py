@@ -40,11 +40,13 @@ WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why:
 
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
             mask_refiner: int = 0, value_positions: bool = False,
-            phrase_words: bool = False, seg_downsample: float | None = None) -> tuple[XSamModel, object]:
+            phrase_words: bool = False, seg_downsample: float | None = None,
+            sam_canvases: list | None = None) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
     its SigLIP input resized to `siglip_size` if given, its SAM tokens unfolded to one LLM token per SAM
     patch if `seg_downsample` is 1, a mask refiner of width `mask_refiner` and the
-    decoder's value positions and the phrase-word path added if asked for and it has none."""
+    decoder's value positions and the phrase-word path added if asked for and it has none, and SAM
+    views that keep an image's aspect (`sam_canvases`, (H, W) pixels: `processing.sam_view`) if given."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -71,11 +73,24 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
     if phrase_words and not cfg.phrase_words:
         model = grow(model, "phrase_words.", phrase_words=True)
         cfg = model.config
+    if sam_canvases:
+        check_canvases(cfg, sam_canvases)
+        cfg.sam_processor = {**cfg.sam_processor, "canvases": [list(c) for c in sam_canvases]}
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     cfg.save(out / "config.json")
     (out / "init.txt").write_text(f"{init or 'scratch'}\n")
     return model, tokenizer
+
+
+def check_canvases(cfg: XSamConfig, canvases: list) -> None:
+    """Every canvas side a whole number of SAM patches that the connector's coarsest map (pixel-shuffled
+    by its smallest scale) and the LLM's pixel shuffle divide evenly."""
+    scales = [s for s in cfg.connector_scales + [cfg.seg_downsample_ratio] if s < 1]
+    unit = cfg.sam["patch_size"] * round(1 / min(scales, default=1))
+    bad = [c for c in canvases if any(side % unit for side in c)]
+    if bad:
+        raise ValueError(f"SAM canvases {bad}: every side must be a multiple of {unit} px")
 
 
 def resize_siglip(model: XSamModel, size: int) -> XSamModel:
@@ -136,7 +151,7 @@ def train(args) -> None:
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
         model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner,
-                                   args.value_positions, args.phrase_words, args.seg_downsample)
+                                   args.value_positions, args.phrase_words, args.seg_downsample, args.sam_canvases)
     special = model.config.special_token_ids
     heads = TrainingHeads(model.config)
     model.to(args.device)
@@ -176,29 +191,36 @@ def train(args) -> None:
                               num_workers=args.workers, prefetch_factor=2 if args.workers else None))
     while step < args.steps and elapsed < args.minutes * 60 and not stop["now"]:
         t0 = time.perf_counter()
-        batch = next(batches).to(args.device)
+        parts = next(batches)  # one Batch per SAM canvas: their gradients add up, each by its share of scenes
         progress = max(step / args.steps, elapsed / (args.minutes * 60))  # whichever budget ends first
         for group in opt.param_groups:
             group["lr"] = args.lr * group["scale"] * schedule(step, progress, args.warmup)
-        # bf16 autocast: weights, gradients and optimizer state stay float32; cross-entropies run in float32
-        with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
-            if args.tokens_only:
-                losses = token_losses(model.encode_images(batch.siglip, batch.sam, pixels=False), batch, heads.tokens)
-            else:
-                losses = compute_losses(model, batch, criterion, heads, special)
-        total = sum(args.loss_weights[k] * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        total, logged = 0.0, {}
+        for part in parts:
+            part, share = part.to(args.device), part.siglip.shape[0] / args.scenes
+            # bf16 autocast: weights, gradients and optimizer state stay float32; cross-entropies run in float32
+            with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
+                if args.tokens_only:
+                    images = model.encode_images(part.siglip, part.sam, pixels=False)
+                    losses = token_losses(images, part, heads.tokens)
+                else:
+                    losses = compute_losses(model, part, criterion, heads, special)
+            loss = share * sum(args.loss_weights[k] * v for k, v in losses.items())
+            loss.backward()
+            total += loss.item()
+            for k, v in losses.items():
+                logged[k] = logged.get(k, 0.0) + share * v.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, args.clip)
         opt.step()
         step += 1
         elapsed += time.perf_counter() - t0
-        record = {"step": step, "min": round(elapsed / 60, 2), "loss": round(total.item(), 4),
+        record = {"step": step, "min": round(elapsed / 60, 2), "loss": round(total, 4),
                   "grad": round(float(grad_norm), 2), "lr": opt.param_groups[0]["lr"],
-                  **{k: round(v.item(), 4) for k, v in losses.items()}}
+                  **{k: round(v, 4) for k, v in logged.items()}}
         log.write(json.dumps(record) + "\n")
         bar.update(1)
-        bar.set_postfix(loss=f"{total.item():.2f}", min=f"{elapsed / 60:.1f}")
+        bar.set_postfix(loss=f"{total:.2f}", min=f"{elapsed / 60:.1f}")
         if time.perf_counter() - last_save > args.save_minutes * 60:
             _save(state_file, model, heads, opt, step, elapsed)
             last_save = time.perf_counter()
@@ -265,6 +287,14 @@ def export(run: Path, dest: Path) -> None:
     print(f"exported step {state['step']} ({state['elapsed'] / 60:.1f} min) to {dest}")
 
 
+def _canvases(text: str) -> list[tuple[int, int]]:
+    """An argparse type: "HxW,HxW" → [(H, W), ...]."""
+    try:
+        return [(int(h), int(w)) for h, w in (item.split("x") for item in text.split(",") if item)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give canvases as HxW pixels, e.g. 96x160,64x224") from None
+
+
 def _weights(defaults: dict, what: str):
     """An argparse type: "key=value,..." over `defaults` (the keys not given keep their defaults)."""
     def parse(text: str) -> dict:
@@ -298,6 +328,9 @@ def main(argv=None) -> int:
                          "(a warm start sums the projector's four input blocks)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
+    ap.add_argument("--sam-canvases", type=_canvases,
+                    help="a new run's SAM views that keep an image's aspect besides the square, HxW px each "
+                         "(also used transposed), e.g. 96x160,64x224: an image takes the one that enlarges it most")
     ap.add_argument("--chat-every-scene", action="store_true",
                     help="every scene gets its chat set besides its other tasks (give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
