@@ -102,6 +102,7 @@ def main(argv=None) -> None:
     forced, after = collections.defaultdict(list), collections.defaultdict(list)
     for r in gcg:
         image = shapes.dataset_image(args.data, images[r["image_id"]])
+        (sam_h, _), _ = sam_view(*image.shape[:2], predictor.config.sam_processor)  # (f): the image's scale in SAM's view
         pred = predictor.predict(image, "gcgseg", r["text"], r["prompts"])
         truth = [(words, shapes.annotation_mask(anns[p["targets"][0]]))
                  for p in r["phrases"] if (words := parse(p["text"]))]
@@ -129,8 +130,7 @@ def main(argv=None) -> None:
             if best >= 0 and overlaps[best] >= 0.5:
                 for a, h in attr_hits(words, truth[best][0]).items():
                     by_mask[a].append(h)
-                (h, _), _ = sam_view(*image.shape[:2], predictor.config.sam_processor)
-                px = np.sqrt(truth[best][1].sum()) * h / image.shape[0]
+                px = np.sqrt(truth[best][1].sum()) * sam_h / image.shape[0]
                 shape_by_px[int(np.searchsorted(SAM_PX, px, side="right"))].append(words[2] == truth[best][0][2])
             else:
                 unmatched += 1
