@@ -8,7 +8,6 @@ archive-layout state dict maps onto it with one rename (`visual_encoder.vision_m
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from transformers import (
 )
 
 from .config import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, XSamConfig
-from .modules import ConvConnector, Projector, RegionSampler
+from .modules import ConvConnector, Projector, RegionSampler, shuffled_grid
 from .segmentor import DecoderOutput, PixelFeatures, XSegmentor
 
 LLM_CLASSES = {"phi3": (Phi3Config, Phi3ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
@@ -146,8 +145,7 @@ class XSamModel(nn.Module):
             select = _layers_to_run(cfg.visual_select_layer, n_sam)
             sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]) if pixels else select)
             seg_tokens = self.seg_projector(sam_states[select])
-        ratio = cfg.seg_downsample_ratio  # the pixel shuffle pads an odd side by one
-        grid = tuple(math.ceil(n * ratio) if ratio < 1 else n for n in sam_states[select].shape[1:3])
+        grid = shuffled_grid(*sam_states[select].shape[1:3], cfg.seg_downsample_ratio)
         if not pixels:
             return ImageBatchEncoding(torch.cat([visual_tokens, seg_tokens], dim=1), seg_tokens, None, grid)
         with timer("pixel_decoder"):

@@ -5,6 +5,8 @@ State-dict names follow the official checkpoint (`<name>.model.<i>.*`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +30,11 @@ def pixel_shuffle(x: torch.Tensor, scale: float, channels_first: bool = False) -
     if channels_first:
         x = x.permute(0, 3, 1, 2).contiguous()
     return x
+
+
+def shuffled_grid(h: int, w: int, scale: float) -> tuple[int, int]:
+    """(rows, cols) that `pixel_shuffle` makes of an h × w map, an odd side padded by one first."""
+    return (math.ceil(h * scale), math.ceil(w * scale)) if scale < 1 else (h, w)
 
 
 class Projector(nn.Module):
