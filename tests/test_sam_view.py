@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from xsam_core import shapes
-from xsam_core.inference.predictor import Predictor
+from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor
 from xsam_core.inference.processing import sam_pixels, sam_view
 from xsam_core.modeling.config import SAM_PROCESSOR
 from xsam_core.training import train
@@ -102,3 +102,21 @@ def test_canvases_must_fit_the_patch_grid(tmp_path):
         train.new_run(tmp_path, seed=0, sam_canvases=[[100, 160]])
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path / "x"), "--sam-canvases", "96by160"])
+
+
+def test_a_larger_sam_view_trains_on_its_own_grid(tmp_path):
+    """`train --sam-size 160`: the square view and the LLM's context grow together (16 × 16 → 20 × 20 SAM
+    tokens: 144 more), and a batch of plain scenes is encoded and trained at 160 px."""
+    model, tokenizer = train.new_run(tmp_path, seed=0, init=str(EMBEDDED_MODEL), sam_size=160)
+    cfg = model.config
+    assert cfg.sam_processor["longest_edge"] == 160 and cfg.max_length == 512 + 144
+    assert cfg.llm["max_position_embeddings"] >= cfg.max_length
+    looks = {look: 0.0 for look in shapes.LOOKS} | {"texture": 1.0}  # sides as plain scenes have them
+    parts = train.make_batch(1, 0, 4, 2, cfg, tokenizer, look_weights=looks)
+    heads = train.TrainingHeads(cfg)
+    for part in parts:
+        assert tuple(part.sam.shape[-2:]) == (160, 160) and part.labels.shape[-2:] == (160, 160)
+        losses = train.compute_losses(model, part, train.mask2former_loss(64), heads, cfg.special_token_ids)
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+    with pytest.raises(ValueError, match="multiple of 32"):
+        train.new_run(tmp_path / "bad", seed=0, sam_size=150)

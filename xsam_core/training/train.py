@@ -41,12 +41,13 @@ WORD_LR_SCALE = 50.0  # the phrase-word vectors' rate, against the model's (why:
 def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | None = None,
             mask_refiner: int = 0, value_positions: bool = False,
             phrase_words: bool = False, seg_downsample: float | None = None,
-            sam_canvases: list | None = None) -> tuple[XSamModel, object]:
+            sam_canvases: list | None = None, sam_size: int | None = None) -> tuple[XSamModel, object]:
     """A fresh model (from scratch, or the weights, config and tokenizer of the model folder `init`),
     its SigLIP input resized to `siglip_size` if given, its SAM tokens unfolded to one LLM token per SAM
     patch if `seg_downsample` is 1, a mask refiner of width `mask_refiner` and the
     decoder's value positions and the phrase-word path added if asked for and it has none, and SAM
-    views that keep an image's aspect (`sam_canvases`, (H, W) pixels: `processing.sam_view`) if given."""
+    views that keep an image's aspect (`sam_canvases`, (H, W) pixels: `processing.sam_view`) and SAM's
+    square view of `sam_size` px if given."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -73,6 +74,8 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
     if phrase_words and not cfg.phrase_words:
         model = grow(model, "phrase_words.", phrase_words=True)
         cfg = model.config
+    if sam_size and sam_size != cfg.sam_processor["longest_edge"]:
+        resize_sam_view(cfg, sam_size)
     if sam_canvases:
         check_canvases(cfg, sam_canvases)
         cfg.sam_processor = {**cfg.sam_processor, "canvases": [list(c) for c in sam_canvases]}
@@ -91,6 +94,17 @@ def check_canvases(cfg: XSamConfig, canvases: list) -> None:
     bad = [c for c in canvases if any(side % unit for side in c)]
     if bad:
         raise ValueError(f"SAM canvases {bad}: every side must be a multiple of {unit} px")
+
+
+def resize_sam_view(cfg: XSamConfig, size: int) -> None:
+    """SAM's square view set to `size` px. No weight changes shape (SAM's absolute positions are
+    resized to the patch grid when it encodes); the LLM's context grows by the SAM tokens it adds."""
+    check_canvases(cfg, [[size, size]])
+    patches = cfg.sam["patch_size"] / cfg.seg_downsample_ratio  # pixels per SAM token of the LLM
+    added = round((size / patches) ** 2 - (cfg.sam_processor["longest_edge"] / patches) ** 2)
+    cfg.sam_processor = {**cfg.sam_processor, "longest_edge": size}
+    cfg.max_length += max(added, 0)
+    cfg.llm = {**cfg.llm, "max_position_embeddings": max(cfg.llm.get("max_position_embeddings", 0), cfg.max_length)}
 
 
 def resize_siglip(model: XSamModel, size: int) -> XSamModel:
@@ -151,7 +165,8 @@ def train(args) -> None:
         model = XSamModel(XSamConfig.load(out / "config.json"))
     else:
         model, tokenizer = new_run(out, args.seed, args.init, args.siglip_size, args.mask_refiner,
-                                   args.value_positions, args.phrase_words, args.seg_downsample, args.sam_canvases)
+                                   args.value_positions, args.phrase_words, args.seg_downsample, args.sam_canvases,
+                                   args.sam_size)
     special = model.config.special_token_ids
     heads = TrainingHeads(model.config)
     model.to(args.device)
@@ -328,6 +343,9 @@ def main(argv=None) -> int:
                          "(a warm start sums the projector's four input blocks)")
     ap.add_argument("--siglip-size", type=int,
                     help="a new run's SigLIP input side in px (a warm start's position embeddings are resized)")
+    ap.add_argument("--sam-size", type=int,
+                    help="a new run's SAM square view in px (128 in the embedded model; a multiple of 32): "
+                         "small things cover more patches, and the LLM reads more SAM tokens")
     ap.add_argument("--sam-canvases", type=_canvases,
                     help="a new run's SAM views that keep an image's aspect besides the square, HxW px each "
                          "(also used transposed), e.g. 96x160,64x224: an image takes the one that enlarges it most")
