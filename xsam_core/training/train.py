@@ -30,6 +30,7 @@ from ..modeling import embedded
 from ..modeling.checkpoint import save_folder
 from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel
+from ..modeling.modules import shuffled_grid
 from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_loss, token_losses
 from .samples import LOOK_WEIGHTS, TASK_WEIGHTS, make_batch
 
@@ -100,8 +101,13 @@ def resize_sam_view(cfg: XSamConfig, size: int) -> None:
     """SAM's square view set to `size` px. No weight changes shape (SAM's absolute positions are
     resized to the patch grid when it encodes); the LLM's context grows by the SAM tokens it adds."""
     check_canvases(cfg, [[size, size]])
-    patches = cfg.sam["patch_size"] / cfg.seg_downsample_ratio  # pixels per SAM token of the LLM
-    added = round((size / patches) ** 2 - (cfg.sam_processor["longest_edge"] / patches) ** 2)
+
+    def sam_tokens(side: int) -> int:
+        patches = side // cfg.sam["patch_size"]
+        rows, cols = shuffled_grid(patches, patches, cfg.seg_downsample_ratio)
+        return rows * cols
+
+    added = sam_tokens(size) - sam_tokens(cfg.sam_processor["longest_edge"])
     cfg.sam_processor = {**cfg.sam_processor, "longest_edge": size}
     cfg.max_length += max(added, 0)
     cfg.llm = {**cfg.llm, "max_position_embeddings": max(cfg.llm.get("max_position_embeddings", 0), cfg.max_length)}
