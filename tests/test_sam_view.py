@@ -120,3 +120,13 @@ def test_a_larger_sam_view_trains_on_its_own_grid(tmp_path):
         assert all(torch.isfinite(v) for v in losses.values()), losses
     with pytest.raises(ValueError, match="multiple of 32"):
         train.new_run(tmp_path / "bad", seed=0, sam_size=150)
+
+
+def test_the_context_grows_by_the_image_tokens_of_the_largest_view(tmp_path):
+    """The text keeps its room: a wide 96 × 288 canvas (12 × 36 SAM tokens) outgrows the 160-px square, and
+    a 160-px SigLIP input adds 10 × 10 − 8 × 8 tokens."""
+    cfg = train.new_run(tmp_path / "wide", seed=0, init=str(EMBEDDED_MODEL), sam_size=160,
+                        sam_canvases=[[128, 192], [96, 288]])[0].config
+    assert cfg.max_length == 512 + 12 * 36 - 16 * 16
+    cfg = train.new_run(tmp_path / "siglip", seed=0, init=str(EMBEDDED_MODEL), siglip_size=160)[0].config
+    assert cfg.max_length == 512 + 10 * 10 - 8 * 8

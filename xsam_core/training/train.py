@@ -48,7 +48,7 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
     patch if `seg_downsample` is 1, a mask refiner of width `mask_refiner` and the
     decoder's value positions and the phrase-word path added if asked for and it has none, and SAM
     views that keep an image's aspect (`sam_canvases`, (H, W) pixels: `processing.sam_view`) and SAM's
-    square view of `sam_size` px if given."""
+    square view of `sam_size` px if given; the LLM's context grows by the image tokens these add."""
     torch.manual_seed(seed)
     if init:
         from ..inference.predictor import Predictor
@@ -60,6 +60,7 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
         special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<SEG>", "<p>", "</p>")}
         cfg = embedded.embedded_config(len(tokenizer), special)
         model = XSamModel(cfg)
+    image_tokens = most_image_tokens(cfg)
     if siglip_size and siglip_size != cfg.vision["image_size"]:
         model = resize_siglip(model, siglip_size)
         cfg = model.config
@@ -80,6 +81,9 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
     if sam_canvases:
         check_canvases(cfg, sam_canvases)
         cfg.sam_processor = {**cfg.sam_processor, "canvases": [list(c) for c in sam_canvases]}
+    # the text keeps the room it had: the context grows by the image tokens that larger views add
+    cfg.max_length += max(most_image_tokens(cfg) - image_tokens, 0)
+    cfg.llm = {**cfg.llm, "max_position_embeddings": max(cfg.llm.get("max_position_embeddings", 0), cfg.max_length)}
     (out / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     cfg.save(out / "config.json")
@@ -98,19 +102,22 @@ def check_canvases(cfg: XSamConfig, canvases: list) -> None:
 
 
 def resize_sam_view(cfg: XSamConfig, size: int) -> None:
-    """SAM's square view set to `size` px. No weight changes shape (SAM's absolute positions are
-    resized to the patch grid when it encodes); the LLM's context grows by the SAM tokens it adds."""
+    """SAM's square view set to `size` px. No weight changes shape: SAM's absolute positions are
+    resized to the patch grid when it encodes."""
     check_canvases(cfg, [[size, size]])
+    cfg.sam_processor = {**cfg.sam_processor, "longest_edge": size}
 
-    def sam_tokens(side: int) -> int:
-        patches = side // cfg.sam["patch_size"]
-        rows, cols = shuffled_grid(patches, patches, cfg.seg_downsample_ratio)
+
+def most_image_tokens(cfg: XSamConfig) -> int:
+    """The most image tokens the LLM reads for one image: SigLIP's, and SAM's on the largest of its views
+    (the square and each canvas, either way up)."""
+    def sam_tokens(height: int, width: int) -> int:
+        rows, cols = shuffled_grid(height // cfg.sam["patch_size"], width // cfg.sam["patch_size"],
+                                   cfg.seg_downsample_ratio)
         return rows * cols
 
-    added = sam_tokens(size) - sam_tokens(cfg.sam_processor["longest_edge"])
-    cfg.sam_processor = {**cfg.sam_processor, "longest_edge": size}
-    cfg.max_length += max(added, 0)
-    cfg.llm = {**cfg.llm, "max_position_embeddings": max(cfg.llm.get("max_position_embeddings", 0), cfg.max_length)}
+    views = [[cfg.sam_processor["longest_edge"]] * 2] + cfg.sam_processor.get("canvases", [])
+    return (cfg.vision["image_size"] // cfg.vision["patch_size"]) ** 2 + max(sam_tokens(*v) for v in views)
 
 
 def resize_siglip(model: XSamModel, size: int) -> XSamModel:
