@@ -9,7 +9,8 @@ from PIL import Image
 from xsam_core import shapes
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor
 from xsam_core.inference.processing import sam_pixels, sam_view
-from xsam_core.modeling.config import SAM_PROCESSOR
+from xsam_core.modeling import embedded
+from xsam_core.modeling.config import SAM_PROCESSOR, XSamConfig
 from xsam_core.training import train
 
 CANVASES = [[96, 160], [64, 224]]
@@ -105,28 +106,30 @@ def test_canvases_must_fit_the_patch_grid(tmp_path):
 
 
 def test_a_larger_sam_view_trains_on_its_own_grid(tmp_path):
-    """`train --sam-size 160`: the square view and the LLM's context grow together (16 × 16 → 20 × 20 SAM
-    tokens: 144 more), and a batch of plain scenes is encoded and trained at 160 px."""
-    model, tokenizer = train.new_run(tmp_path, seed=0, init=str(EMBEDDED_MODEL), sam_size=160)
-    cfg = model.config
-    assert cfg.sam_processor["longest_edge"] == 160 and cfg.max_length == 512 + 144
+    """`train --sam-size 192` on the shipped checkpoint: the LLM's context grows with the SAM tokens, and a
+    batch of plain scenes is encoded and trained on a 192-px square, with finite losses."""
+    model, tokenizer = train.new_run(tmp_path, seed=0, init=str(EMBEDDED_MODEL), sam_size=192)
+    cfg, shipped = model.config, XSamConfig.load(EMBEDDED_MODEL / "config.json")
+    assert cfg.sam_processor["longest_edge"] == 192  # and the text keeps the room it had
+    assert cfg.max_length - train.most_image_tokens(cfg) == shipped.max_length - train.most_image_tokens(shipped)
     assert cfg.llm["max_position_embeddings"] >= cfg.max_length
     looks = {look: 0.0 for look in shapes.LOOKS} | {"texture": 1.0}  # sides as plain scenes have them
     parts = train.make_batch(1, 0, 4, 2, cfg, tokenizer, look_weights=looks)
     heads = train.TrainingHeads(cfg)
     for part in parts:
-        assert tuple(part.sam.shape[-2:]) == (160, 160) and part.labels.shape[-2:] == (160, 160)
+        assert tuple(part.sam.shape[-2:]) == (192, 192) and part.labels.shape[-2:] == (192, 192)
         losses = train.compute_losses(model, part, train.mask2former_loss(64), heads, cfg.special_token_ids)
         assert all(torch.isfinite(v) for v in losses.values()), losses
     with pytest.raises(ValueError, match="multiple of 32"):
         train.new_run(tmp_path / "bad", seed=0, sam_size=150)
 
 
-def test_the_context_grows_by_the_image_tokens_of_the_largest_view(tmp_path):
-    """The text keeps its room: a wide 96 × 288 canvas (12 × 36 SAM tokens) outgrows the 160-px square, and
-    a 160-px SigLIP input adds 10 × 10 − 8 × 8 tokens."""
-    cfg = train.new_run(tmp_path / "wide", seed=0, init=str(EMBEDDED_MODEL), sam_size=160,
-                        sam_canvases=[[128, 192], [96, 288]])[0].config
-    assert cfg.max_length == 512 + 12 * 36 - 16 * 16
-    cfg = train.new_run(tmp_path / "siglip", seed=0, init=str(EMBEDDED_MODEL), siglip_size=160)[0].config
-    assert cfg.max_length == 512 + 10 * 10 - 8 * 8
+def test_image_tokens_count_the_largest_view():
+    """From scratch the LLM reads 4 × 4 SigLIP and 8 × 8 SAM tokens (128 px, 8-px patches, pixel-shuffled by 2).
+    At 160 px the square gives 10 × 10 SAM tokens, and a wide 96 × 288 canvas 6 × 18, more."""
+    cfg = embedded.embedded_config(100, {"<SEG>": 97, "<p>": 98, "</p>": 99})
+    assert train.most_image_tokens(cfg) == 4 * 4 + 8 * 8
+    train.resize_sam_view(cfg, 160)
+    assert train.most_image_tokens(cfg) == 4 * 4 + 10 * 10
+    cfg.sam_processor["canvases"] = [[128, 192], [96, 288]]
+    assert train.most_image_tokens(cfg) == 4 * 4 + 6 * 18
