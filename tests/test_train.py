@@ -15,7 +15,7 @@ from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.shapes.requests import SHAPE_RIDDLES, _request
 from xsam_core.training import grounding, train
-from xsam_core.training.losses import _selection_loss, mask_centroids, token_targets
+from xsam_core.training.losses import _lm_losses, _selection_loss, mask_centroids, token_targets
 from xsam_core.training.samples import (
     CATEGORIES,
     CHAT_SET,
@@ -369,6 +369,42 @@ def test_ground_rows_are_where_a_phrase_s_words_are_predicted(run):
     mask[:24, 64:] = 1  # cells of 8 px: rows 0-2 fully, 64 px from the left
     cells = grounding.covered_tokens(mask, 16).view(16, 16)
     assert cells[:3, 8:].all() and cells.sum() == 3 * 8
+
+
+def test_a_slipped_caption_learns_the_truth_around_its_slip(run):
+    """A slipped grounded caption says one thing's phrase wrong (never the last thing's), keeps the true
+    caption's every other token and every mask target, and the LM loss does not learn the wrong words:
+    what predicts them does not move the loss, what predicts the words after them does."""
+    _, model, tokenizer = run
+    cfg = model.config
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        scene = shapes.generate_scene(rng, n_things=4)
+        request = next(r for r in shapes.make_tasks(scene, rng, for_training=True) if r["task"] == "gcgseg")
+        _, scaled = sam_pixels(Image.fromarray(scene.image), cfg.sam_processor)
+        args = (scene, request, 0, scaled, cfg.sam_processor["longest_edge"], tokenizer, cfg.template_strings)
+        true, said = (make_sample(*args, np.random.default_rng(0), slips=p) for p in (0.0, 1.0))
+        assert true.slip is None and said.slip is not None
+        k, span = said.slip
+        truth, answer = true.ids[true.n_prompt:], said.ids[said.n_prompt:]
+        assert 0 <= k < 3 and len(span) >= 1
+        assert answer[:span.start] == truth[:span.start]
+        assert answer[span.stop:] == truth[len(truth) - (len(answer) - span.stop):]
+        phrases = [tokenizer.decode(answer[:j]).count("<p>") for j in (span.start, span.stop)]
+        assert phrases == [k + 1, k + 1]  # the changed words lie inside phrase k
+        assert said.classes == true.classes and all(torch.equal(a, b) for a, b in zip(said.masks, true.masks))
+
+    hidden = torch.randn(1, len(said.ids), model.llm.lm_head.in_features)
+    start = said.n_prompt
+
+    def lm(change: int) -> float:
+        h = hidden.clone()
+        h[0, start - 1 + change] += 10
+        return _lm_losses(model, h, [said], [said.ids])["lm"].item()
+
+    base = lm(len(answer))  # a row past the answer: no change at all
+    assert all(lm(j) == pytest.approx(base) for j in span)
+    assert lm(span.stop) != pytest.approx(base)
 
 
 def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):

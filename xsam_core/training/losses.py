@@ -195,7 +195,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
         hidden = model.llm.model(inputs_embeds=x).last_hidden_state
     losses = {**_lm_losses(model, hidden, batch.samples, expanded), **token_losses(images, batch, heads.tokens)}
     ground = ground_loss(tap, batch.samples, expanded, special["<p>"], images.seg_grid,
-                         lambda s, n: s.cond_category[n] < len(shapes.SHAPES))
+                         lambda s, n: s.cond_category[n] < len(shapes.SHAPES) and not (s.slip and s.slip[0] == n))
     if ground is not None:
         losses["ground"] = ground
 
@@ -226,13 +226,15 @@ def token_losses(images: ImageBatchEncoding, batch: Batch, token_head: TokenHead
 
 
 def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
-    """`lm`: the token mean over every answer; `chat`: the token mean over chat answers (0 without)."""
+    """`lm`: the token mean over every answer; `chat`: the token mean over chat answers (0 without).
+    A slipped caption's wrong words are read, not learnt."""
     rows, targets, chat = [], [], []
     for b, (s, ids) in enumerate(zip(samples, expanded)):
         start = len(ids) - (len(s.ids) - s.n_prompt)  # first answer position in the expanded sequence
-        rows.append(hidden[b, start - 1 : len(ids) - 1])
-        targets.append(torch.tensor(ids[start:], device=hidden.device))
-        chat += [s.task == "chat"] * (len(ids) - start)
+        learnt = [j for j in range(len(ids) - start) if not (s.slip and j in s.slip[1])]
+        rows.append(hidden[b, [start - 1 + j for j in learnt]])
+        targets.append(torch.tensor([ids[start + j] for j in learnt], device=hidden.device))
+        chat += [s.task == "chat"] * len(learnt)
     per_token = F.cross_entropy(model.llm.lm_head(torch.cat(rows)), torch.cat(targets), reduction="none")
     chat = torch.tensor(chat, device=hidden.device)
     return {"lm": per_token.mean(), "chat": per_token[chat].mean() if chat.any() else per_token.new_zeros(())}

@@ -9,6 +9,7 @@ by `TASK_WEIGHTS` (keys: `shapes.task_key`); a scene drawn for chat gets a whole
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,8 @@ CHAT_SET = 3  # chat questions on a scene drawn for chat
 RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
 TOKEN_COVER = 0.1  # an image token's cell belongs to a thing that covers this share of it
+PHRASE = re.compile(r"<p>(.*?)</p>")
+SIZES = ["large", "small"]
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Sample:
     cond_category: list = field(default_factory=list)  # per condition: index into CATEGORIES
     cond_colour: list = field(default_factory=list)  # per condition: index into COLOURS, -1 if none
     selectable: bool = False  # every condition has exactly one target
+    slip: tuple[int, range] | None = None  # a slipped caption's phrase index, and its answer positions not learnt
 
 
 def _answer(request: dict, rng: np.random.Generator) -> str:
@@ -67,18 +71,52 @@ def _answer(request: dict, rng: np.random.Generator) -> str:
     return str(rng.choice(task.answers))
 
 
+def slip_caption(answer: str, things: int, rng: np.random.Generator) -> tuple[int, str]:
+    """A grounded-caption answer with one thing's phrase said wrong, and that phrase's index: any but the
+    last thing's (`things` phrases name things, first in the caption) gets one of its size, colour or
+    shape words changed, or repeats the phrase before it. Teacher forcing never shows the LLM a caption
+    gone wrong, but a generated one does, and then the next phrase is right only 0.53 of the time
+    (analysis §24): trained after slips, later phrases go on from the scene, not from what was said."""
+    k = int(rng.integers(things - 1))
+    spans = [m.span(1) for m in PHRASE.finditer(answer)]
+    words = answer[slice(*spans[k])].split()  # "a {size} {colour} {shape}"
+    if k and rng.random() < 0.25:
+        said = answer[slice(*spans[k - 1])]
+    else:
+        i = int(rng.integers(1, 4))
+        words[i] = str(rng.choice([v for v in (SIZES, COLOURS, list(shapes.SHAPES))[i - 1] if v != words[i]]))
+        said = " ".join(words)
+    return k, answer[: spans[k][0]] + said + answer[spans[k][1]:]
+
+
+def changed_span(truth: list[int], said: list[int]) -> range:
+    """The positions of `said` between its longest common prefix and suffix with `truth`."""
+    head = next((i for i, (a, b) in enumerate(zip(truth, said)) if a != b), min(len(truth), len(said)))
+    tail = 0
+    while tail < min(len(truth), len(said)) - head and truth[-1 - tail] == said[-1 - tail]:
+        tail += 1
+    return range(head, len(said) - tail)
+
+
 def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, canvas: tuple, tokenizer, template,
-                rng: np.random.Generator) -> Sample:
-    """A request with its answer and targets, prompted exactly as at inference (same task modules)."""
+                rng: np.random.Generator, slips: float = 0.0) -> Sample:
+    """A request with its answer and targets, prompted exactly as at inference (same task modules); a
+    grounded caption of two things or more is slipped (`slip_caption`) with probability `slips`."""
     h, w = scene.image.shape[:2]
     regions = build_regions(request["prompts"], h, w)
     spec = TASKS[request["task"]]
     question, meta = spec.prompt(request["text"], len(regions.masks), Choices(int(rng.integers(2**31))))
     prompt = encode_prompt(tokenizer, apply_template(question, template))
-    answer = tokenizer.encode(_answer(request, rng) + template["SUFFIX"], add_special_tokens=False)
-    sample = Sample(image, shapes.task_key(request), prompt + answer, len(prompt),
-                    [sam_mask(m, scaled, canvas) for m in regions.masks])
+    text = _answer(request, rng)
+    answer = tokenizer.encode(text + template["SUFFIX"], add_special_tokens=False)
     things = {t.id: t for t in scene.objects}
+    slip = None
+    if spec.grounded_answer and len(things) > 1 and slips and rng.random() < slips:
+        k, text = slip_caption(text, len(things), rng)
+        said = tokenizer.encode(text + template["SUFFIX"], add_special_tokens=False)
+        slip, answer = (k, changed_span(answer, said)), said
+    sample = Sample(image, shapes.task_key(request), prompt + answer, len(prompt),
+                    [sam_mask(m, scaled, canvas) for m in regions.masks], slip=slip)
     stuff_masks = {i: scene.stuff[name] for name, i in scene.stuff_ids.items()}
 
     def mask_of(i):
@@ -170,11 +208,12 @@ def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None, chat_every_scene: bool = False,
-               look_weights: dict | None = None) -> list[Batch]:
+               look_weights: dict | None = None, caption_slips: float = 0.0) -> list[Batch]:
     """Step `step`'s scenes and requests: always the same for the same (seed, step, weights), as one
     Batch per SAM canvas among them (images of one canvas encode together; a model with X-SAM's square
     view gets one). With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other
-    tasks (a chat sample costs only the LLM's share of a step: the image is encoded once per scene)."""
+    tasks (a chat sample costs only the LLM's share of a step: the image is encoded once per scene).
+    `caption_slips`: the share of grounded captions trained after a slip (`make_sample`)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
@@ -203,7 +242,8 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
-            samples += [make_sample(scene, r, k, scaled, canvas, tokenizer, template, rng) for r in requests[keys[i]]]
+            samples += [make_sample(scene, r, k, scaled, canvas, tokenizer, template, rng, caption_slips)
+                        for r in requests[keys[i]]]
         if chat_every_scene:
             samples += [make_sample(scene, r, k, scaled, canvas, tokenizer, template, rng) for r in chat]
     return [Batch(torch.cat(sig), torch.cat(sam), [s for samples in rows for s in samples], torch.stack(labels),

@@ -277,7 +277,7 @@ class StepBatches(IterableDataset):
         for step in range(self.start, a.steps):
             yield make_batch(step, a.seed, a.scenes, 0 if a.tokens_only else a.per_scene, self.cfg,
                              self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only,
-                             a.look_weights)
+                             a.look_weights, a.caption_slips)
 
 
 def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
@@ -364,6 +364,9 @@ def main(argv=None) -> int:
                          "(also used transposed), e.g. 96x160,64x224: an image takes the one that enlarges it most")
     ap.add_argument("--chat-every-scene", action="store_true",
                     help="every scene gets its chat set besides its other tasks (give it again on resume)")
+    ap.add_argument("--caption-slips", type=float, default=0.0,
+                    help="the share of grounded captions trained after one phrase said wrong, its wrong words "
+                         "not learnt, so that a caption goes on right after a slip (give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
