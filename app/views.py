@@ -173,11 +173,12 @@ def status_line(pred: Prediction, total_ms: float) -> str:
 
 
 def warnings(pred: Prediction) -> list[str]:
-    """What the answer alone would hide: no match, classes not found, unknown words, empty masks."""
+    """What the answer alone would hide: no match, classes not found, unknown words, a chat question
+    the model was not trained on, empty masks."""
     info = pred.info
     out = [info.get("no_match") and f"{info['no_match']}: no mask is drawn; lower the threshold to see the best guess"]
     out.append(info.get("not_found") and f"nothing found for {', '.join(info['not_found'])}")
-    out += [info.get("note_words"), info.get("empty_masks")]
+    out += [info.get("note_words"), info.get("note_question"), info.get("empty_masks")]
     return [n for n in out if n]
 
 

@@ -80,6 +80,20 @@ def test_words_outside_the_vocabulary_are_named(embedded):
     assert "unknown_words" not in known.info and "note_words" not in known.info
 
 
+def test_a_chat_question_outside_the_trained_forms_is_flagged(embedded):
+    """The embedded model learnt three chat questions; asked another ("How many stars are there?", which
+    it answers with a colour), the result says which questions it knows and how to load the released
+    model, and the status line shows it. A trained form gets no such note."""
+    from app.views import notes
+
+    pred = embedded.predict("assets/examples/shapes-7.png", "chat", "How many stars are there?")
+    assert "three questions only" in pred.info["note_question"]
+    assert all(form in pred.info["note_question"] for form in shapes.CHAT_FORMS)
+    assert "--model hao9610/X-SAM" in pred.info["note_question"] and pred.info["note_question"] in notes(pred)
+    known = embedded.predict("assets/examples/shapes-7.png", "chat", "How many shapes are there?")
+    assert "note_question" not in known.info and known.text in shapes.NUMBER_WORDS
+
+
 def test_the_api_says_no_match_in_its_answer(embedded):
     """The endpoint function behind /refseg (the HTTP call runs it as is), asked for an object the image
     lacks (shapes-8 holds a red circle, a purple ring, a red and a blue cross): the answer says "no match"."""

@@ -156,6 +156,19 @@ def test_chat_answers(items):
     assert abs(answers["yes"] - answers["no"]) < 0.4 * (answers["yes"] + answers["no"])
 
 
+def test_chat_forms_are_the_questions_the_world_asks(items):
+    """Every chat question the world asks, alone or in a chat set, is one of `CHAT_FORMS`; questions
+    of another form (the embedded model's answers to them are guesses, which the Predictor says) are not."""
+    rng = np.random.default_rng(0)
+    asked = {r["text"] for _, r in requests(items, "chat")}
+    asked |= {r["text"] for scene, _ in items for r in S.chat_set(scene, rng, 5)}
+    assert len(asked) > 10 and all(S.is_chat_form(q) for q in asked)
+    assert S.is_chat_form("how many shapes are there") and S.is_chat_form("Is there a ring ?")
+    for other in ["How many stars are there?", "What colour is the cat?", "Is there a ring? And a star?",
+                  "What shape is the red thing?", ""]:
+        assert not S.is_chat_form(other), other
+
+
 def resolve_words(scene, text):
     words = text.split()
     assert set(words) <= VOCABULARY, text

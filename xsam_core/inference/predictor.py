@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
+from .. import shapes
 from ..errors import CheckpointError, PromptError
 from ..modeling import embedded
 from ..modeling.checkpoint import load_tokenizer, load_weights, preset_for_state_dict, read_state_dict, resolve
@@ -283,7 +284,10 @@ class Predictor:
 
     def _explain(self, pred: Prediction, text: str) -> None:
         """Say what a result cannot show: words the tokenizer does not know (a word-level vocabulary
-        maps them to <unk>, so the model never saw them), and masks that came out empty."""
+        maps them to <unk>, so the model never saw them), chat questions the embedded model was not
+        trained on, and masks that came out empty."""
+        if pred.task == "chat" and self.name == embedded.NAME and not shapes.is_chat_form(text):
+            pred.info["note_question"] = embedded.CHAT_QUESTIONS
         unk = self.tokenizer.unk_token_id
         words = dict.fromkeys(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text.lower()))
         unknown = [w for w in words if unk is not None and unk in self.tokenizer.encode(w, add_special_tokens=False)]

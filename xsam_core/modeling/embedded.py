@@ -30,6 +30,10 @@ NAME = "xsam-tiny-shapes"
 WORLD = (f"it knows the shapes world: {', '.join(shapes.SHAPES)}; colours {', '.join(shapes.COLOURS)}; "
          f"small and large; the {' and the '.join(shapes.STUFF)}. For real photos load the released model: "
          "python app.py --model hao9610/X-SAM")
+# What the embedded model can be asked in chat: said when a chat question has another form.
+CHAT_QUESTIONS = (f"the embedded model learnt to answer three questions only: {'; '.join(shapes.CHAT_FORMS)} "
+                  "(any other gets a guess). For other questions load the released model: "
+                  "python app.py --model hao9610/X-SAM")
 CHAT_MARKERS = ["<|user|>", "<|end|>", "<|assistant|>"]
 PAD, UNK = "<pad>", "<unk>"
 

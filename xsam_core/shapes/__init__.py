@@ -21,6 +21,7 @@ from .dataset import (
 )
 from .looks import LOOKS, random_look
 from .requests import (
+    CHAT_FORMS,
     EXTREMES,
     GENSEG_MODES,
     NUMBER_WORDS,
@@ -29,6 +30,7 @@ from .requests import (
     SHAPE_RIDDLES,
     chat_kind,
     chat_set,
+    is_chat_form,
     make_tasks,
     task_key,
     visual_prompt,
@@ -56,7 +58,7 @@ __all__ = [
     "LOOKS", "random_look",
     # requests
     "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
-    "visual_prompt", "chat_kind", "chat_set", "make_tasks", "task_key",
+    "CHAT_FORMS", "visual_prompt", "chat_kind", "chat_set", "is_chat_form", "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
     "dataset_image", "task_requests", "annotation_mask", "main",

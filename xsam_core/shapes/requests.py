@@ -36,6 +36,7 @@ Segmentation requests give the ground truth as ``targets``, a sorted list of ann
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import cv2
@@ -164,6 +165,17 @@ def _chat(scene: Scene, rng: np.random.Generator) -> dict:
 
 
 CHAT_KINDS = {"How many": "count", "What colour": "colour", "Is there": "exists"}
+# Every question the chat world asks, so the only ones a model trained on it learnt to answer.
+CHAT_FORMS = ("How many shapes are there?", "What colour is the <shape>?", "Is there a <shape>?")
+
+
+def is_chat_form(question: str) -> bool:
+    """Whether a question is one of `CHAT_FORMS` with a shape of the world for <shape> (case, spacing
+    and the question mark aside)."""
+    shape = "(?:" + "|".join(SHAPES) + ")"
+    said = " ".join(question.replace("?", " ").split())
+    return any(re.fullmatch(re.escape(form.rstrip("?")).replace("<shape>", shape), said, re.IGNORECASE)
+               for form in CHAT_FORMS)
 
 
 def chat_kind(question: str) -> str | None:

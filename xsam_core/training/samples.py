@@ -42,7 +42,6 @@ RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
 TOKEN_COVER = 0.1  # an image token's cell belongs to a thing that covers this share of it
 PHRASE = re.compile(r"<p>(.*?)</p>")
-SIZES = ["large", "small"]
 
 
 @dataclass
@@ -84,7 +83,8 @@ def slip_caption(answer: str, things: int, rng: np.random.Generator) -> tuple[in
         said = answer[slice(*spans[k - 1])]
     else:
         i = int(rng.integers(1, 4))
-        words[i] = str(rng.choice([v for v in (SIZES, COLOURS, list(shapes.SHAPES))[i - 1] if v != words[i]]))
+        choices = (list(shapes.SIZES), COLOURS, list(shapes.SHAPES))[i - 1]
+        words[i] = str(rng.choice([v for v in choices if v != words[i]]))
         said = " ".join(words)
     return k, answer[: spans[k][0]] + said + answer[spans[k][1]:]
 
