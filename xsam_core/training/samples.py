@@ -73,20 +73,17 @@ def _answer(request: dict, rng: np.random.Generator) -> str:
 def slip_caption(answer: str, things: int, rng: np.random.Generator) -> tuple[int, str]:
     """A grounded-caption answer with one thing's phrase said wrong, and that phrase's index: any but the
     last thing's (`things` phrases name things, first in the caption) gets one of its size, colour or
-    shape words changed, or repeats the phrase before it. Teacher forcing never shows the LLM a caption
-    gone wrong, but a generated one does, and then the next phrase is right only 0.53 of the time
-    (analysis §24): trained after slips, later phrases go on from the scene, not from what was said."""
+    shape words changed. Teacher forcing never shows the LLM a caption gone wrong, but a generated one
+    does, and then the next phrase is right only 0.53 of the time (analysis §24): trained after slips,
+    later phrases go on from the scene, not from what was said. (A slip that repeated the phrase before
+    went on past a thing never named: it taught captions to leave things out, analysis §25.)"""
     k = int(rng.integers(things - 1))
     spans = [m.span(1) for m in PHRASE.finditer(answer)]
     words = answer[slice(*spans[k])].split()  # "a {size} {colour} {shape}"
-    if k and rng.random() < 0.25:
-        said = answer[slice(*spans[k - 1])]
-    else:
-        i = int(rng.integers(1, 4))
-        choices = (list(shapes.SIZES), COLOURS, list(shapes.SHAPES))[i - 1]
-        words[i] = str(rng.choice([v for v in choices if v != words[i]]))
-        said = " ".join(words)
-    return k, answer[: spans[k][0]] + said + answer[spans[k][1]:]
+    i = int(rng.integers(1, 4))
+    choices = (list(shapes.SIZES), COLOURS, list(shapes.SHAPES))[i - 1]
+    words[i] = str(rng.choice([v for v in choices if v != words[i]]))
+    return k, answer[: spans[k][0]] + " ".join(words) + answer[spans[k][1]:]
 
 
 def changed_span(truth: list[int], said: list[int]) -> range:

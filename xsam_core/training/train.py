@@ -365,8 +365,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chat-every-scene", action="store_true",
                     help="every scene gets its chat set besides its other tasks (give it again on resume)")
     ap.add_argument("--caption-slips", type=float, default=0.0,
-                    help="the share of grounded captions trained after one phrase said wrong, its wrong words "
-                         "not learnt, so that a caption goes on right after a slip (give it again on resume)")
+                    help="the share of grounded captions trained after one phrase said wrong (a word changed), "
+                         "its wrong word not learnt, so that a caption goes on right after a slip "
+                         "(give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
