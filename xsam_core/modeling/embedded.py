@@ -26,14 +26,13 @@ from .config import (
 )
 
 NAME = "xsam-tiny-shapes"
+LOAD_RELEASED = "load the released model: python app.py --model hao9610/X-SAM"
 # What the embedded model can be asked about: said when a request uses words outside its vocabulary.
 WORLD = (f"it knows the shapes world: {', '.join(shapes.SHAPES)}; colours {', '.join(shapes.COLOURS)}; "
-         f"small and large; the {' and the '.join(shapes.STUFF)}. For real photos load the released model: "
-         "python app.py --model hao9610/X-SAM")
+         f"small and large; the {' and the '.join(shapes.STUFF)}. For real photos {LOAD_RELEASED}")
 # What the embedded model can be asked in chat: said when a chat question has another form.
 CHAT_QUESTIONS = (f"the embedded model learnt to answer three questions only: {'; '.join(shapes.CHAT_FORMS)} "
-                  "(any other gets a guess). For other questions load the released model: "
-                  "python app.py --model hao9610/X-SAM")
+                  f"(any other gets a guess). For other questions {LOAD_RELEASED}")
 CHAT_MARKERS = ["<|user|>", "<|end|>", "<|assistant|>"]
 PAD, UNK = "<pad>", "<unk>"
 
