@@ -121,7 +121,7 @@ def answer_text(pred: Prediction) -> str:
 
 def with_warnings(text: str, pred: Prediction, sep: str = "\n\n") -> str:
     """`text` followed by what the result could not show, a ⚠ line each (where the answer is read)."""
-    return sep.join([text] + [f"⚠ {w}" for w in warnings(pred)])
+    return sep.join([text] * bool(text) + [f"⚠ {w}" for w in warnings(pred)])
 
 
 def conversation_turn(pred: Prediction, text: str, overlay: str) -> dict:
@@ -174,11 +174,11 @@ def status_line(pred: Prediction, total_ms: float) -> str:
 
 def warnings(pred: Prediction) -> list[str]:
     """What the answer alone would hide: no match, classes not found, unknown words, a chat question
-    the model was not trained on, empty masks."""
+    the model was not trained on, an empty answer, empty masks."""
     info = pred.info
     out = [info.get("no_match") and f"{info['no_match']}: no mask is drawn; lower the threshold to see the best guess"]
     out.append(info.get("not_found") and f"nothing found for {', '.join(info['not_found'])}")
-    out += [info.get("note_words"), info.get("note_question"), info.get("empty_masks")]
+    out += [info.get("note_words"), info.get("note_question"), info.get("empty_answer"), info.get("empty_masks")]
     return [n for n in out if n]
 
 

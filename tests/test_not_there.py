@@ -125,3 +125,21 @@ def test_a_caption_phrase_painted_over_says_by_which(embedded):
         "the mask of 'a large blue circle' lies under that of the later 'a large blue circle'; "
         "the mask of 'a small red star' covers no pixel of the image")
     assert "hidden_under" not in pred.info
+
+
+def test_an_empty_chat_answer_says_so(embedded, monkeypatch):
+    """A reply that ends at its first token (run 36, an unshipped checkpoint, did so on a tones-look
+    scene) is a blank answer: the result says the model gave none, in the app and in the API text."""
+    from app import api
+    from app.service import Service
+    from app.views import notes
+
+    monkeypatch.setattr(embedded, "_strip_stops", lambda text: "")
+    pred = embedded.predict("assets/examples/shapes-7.png", "chat", "How many shapes are there?")
+    assert pred.text == "" and "gave no answer" in pred.info["empty_answer"]
+    assert pred.info["empty_answer"] in notes(pred)
+    chat = api.endpoint(Service(embedded), "chat")
+    answer = chat("assets/examples/shapes-7.png", "How many shapes are there?", "[]", 0.5)[1]
+    assert answer == f"⚠ {pred.info['empty_answer']}"
+    monkeypatch.undo()
+    assert "empty_answer" not in embedded.predict("assets/examples/shapes-7.png", "chat", "How many shapes are there?").info

@@ -285,9 +285,11 @@ class Predictor:
     def _explain(self, pred: Prediction, text: str) -> None:
         """Say what a result cannot show: words the tokenizer does not know (a word-level vocabulary
         maps them to <unk>, so the model never saw them), chat questions the embedded model was not
-        trained on, and masks that came out empty."""
+        trained on, a chat answer that came out empty, and masks that came out empty."""
         if pred.task == "chat" and self.name == embedded.NAME and not shapes.is_chat_form(text):
             pred.info["note_question"] = embedded.CHAT_QUESTIONS
+        if pred.task == "chat" and not pred.text:  # the reply ended at its first token
+            pred.info["empty_answer"] = "the model gave no answer to this question; ask it in other words"
         unk = self.tokenizer.unk_token_id
         words = dict.fromkeys(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text.lower()))
         unknown = [w for w in words if unk is not None and unk in self.tokenizer.encode(w, add_special_tokens=False)]
