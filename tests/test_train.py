@@ -133,12 +133,31 @@ def test_chat_every_scene_asks_each_scene_its_chat_set(run):
 def test_look_weights_choose_the_looks_scenes_are_drawn_in(run, monkeypatch):
     _, model, tokenizer = run
     drawn, generate = [], shapes.generate_scene
-    monkeypatch.setattr(shapes, "generate_scene", lambda rng, look: drawn.append(look) or generate(rng, look=look))
+    monkeypatch.setattr(shapes, "generate_scene",
+                        lambda rng, look, n_things: drawn.append(look) or generate(rng, look=look, n_things=n_things))
     only_aspect = {look: 0.0 for look in shapes.LOOKS} | {"aspect": 1.0}
     train.make_batch(5, 0, 12, 0, model.config, tokenizer, look_weights=only_aspect)
     assert set(drawn) == {None, "aspect"}, drawn  # half the scenes plain, the others all elongated
     with pytest.raises(SystemExit):  # a look the generator does not know is refused, not ignored
         train.main(["--out", "unused", "--look-weights", "aspect=6,stretch=1"])
+
+
+def test_crowded_scenes_ask_for_four_shapes_or_more(run, monkeypatch):
+    """--crowded P draws that share of scenes with four to six shapes (counting fails most there,
+    analysis §26); without it no scene's number is fixed, so older runs keep their random stream."""
+    _, model, tokenizer = run
+    asked, generate = [], shapes.generate_scene
+    monkeypatch.setattr(shapes, "generate_scene",
+                        lambda rng, look, n_things: asked.append(n_things) or generate(rng, look=look,
+                                                                                       n_things=n_things))
+    train.make_batch(5, 0, 12, 0, model.config, tokenizer, crowded=1.0)
+    assert asked and all(n in (4, 5, 6) for n in asked), asked
+    asked.clear()
+    train.make_batch(5, 0, 12, 0, model.config, tokenizer, crowded=0.5)
+    assert None in asked and set(asked) - {None} <= {4, 5, 6} and len(set(asked) - {None}) >= 1, asked
+    asked.clear()
+    train.make_batch(5, 0, 12, 0, model.config, tokenizer)
+    assert asked == [None] * 12
 
 
 def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):

@@ -38,6 +38,7 @@ LOOK_SHARE = 0.5
 # but GCG, the size look up to 0.08), so they are drawn more often than the other looks.
 LOOK_WEIGHTS = {look: 1.0 for look in shapes.LOOKS} | {"aspect": 3.0, "size": 2.0}
 CHAT_SET = 3  # chat questions on a scene drawn for chat
+CROWDED = 4  # a crowded scene (--crowded) asks for this many shapes or more
 RIDDLE_SENTENCES = set(SHAPE_RIDDLES.values())
 TOKEN_LABELS = len(shapes.SHAPES) + len(COLOURS)  # per SAM-canvas pixel: the shape and colour painted there
 TOKEN_COVER = 0.1  # an image token's cell belongs to a thing that covers this share of it
@@ -205,12 +206,13 @@ def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None, chat_every_scene: bool = False,
-               look_weights: dict | None = None, caption_slips: float = 0.0) -> list[Batch]:
+               look_weights: dict | None = None, caption_slips: float = 0.0, crowded: float = 0.0) -> list[Batch]:
     """Step `step`'s scenes and requests: always the same for the same (seed, step, weights), as one
     Batch per SAM canvas among them (images of one canvas encode together; a model with X-SAM's square
     view gets one). With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other
     tasks (a chat sample costs only the LLM's share of a step: the image is encoded once per scene).
-    `caption_slips`: the share of grounded captions trained after a slip (`make_sample`)."""
+    `caption_slips`: the share of grounded captions trained after a slip (`make_sample`). `crowded`: the
+    share of scenes drawn with CROWDED or more shapes, where counting and captions fail most (analysis §26)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
@@ -220,7 +222,10 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         task_weights.pop("chat", None)
     keys, weights = list(task_weights), np.array(list(task_weights.values()))
     for _ in range(scenes):
-        scene = shapes.generate_scene(rng, look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
+        # drawn only when asked, so that runs without it keep their random stream
+        n_things = int(rng.integers(CROWDED, shapes.MAX_THINGS + 1)) if crowded and rng.random() < crowded else None
+        scene = shapes.generate_scene(rng, n_things=n_things,
+                                      look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
         pil = Image.fromarray(scene.image)
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         canvas = tuple(pixels.shape[-2:])

@@ -277,7 +277,7 @@ class StepBatches(IterableDataset):
         for step in range(self.start, a.steps):
             yield make_batch(step, a.seed, a.scenes, 0 if a.tokens_only else a.per_scene, self.cfg,
                              self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only,
-                             a.look_weights, a.caption_slips)
+                             a.look_weights, a.caption_slips, a.crowded)
 
 
 def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
@@ -368,6 +368,9 @@ def main(argv=None) -> int:
                     help="the share of grounded captions trained after one phrase said wrong (a word changed), "
                          "its wrong word not learnt, so that a caption goes on right after a slip "
                          "(give it again on resume)")
+    ap.add_argument("--crowded", type=float, default=0.0,
+                    help="the share of scenes drawn with four to six shapes, where counting and captions fail "
+                         "most (give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
