@@ -16,6 +16,7 @@ sys.path.insert(0, ".")
 from folders_cli import folders_and_predictor  # noqa: E402
 
 from xsam_core import shapes  # noqa: E402
+from xsam_core.evaluation.metrics import normalize_answer  # noqa: E402
 
 QUESTION = "How many shapes are there?"
 
@@ -25,11 +26,11 @@ def main(argv=None) -> None:
     answers = collections.defaultdict(collections.Counter)  # true count → answer → times
     for root in folders:
         coco, _ = shapes.load_dataset(root)
-        things = collections.Counter(a["image_id"] for a in coco["annotations"]
-                                     if a["category_id"] in {c["id"] for c in coco["categories"] if c["isthing"]})
+        thing_ids = {c["id"] for c in coco["categories"] if c["isthing"]}
+        things = collections.Counter(a["image_id"] for a in coco["annotations"] if a["category_id"] in thing_ids)
         for image in coco["images"]:
             pred = predictor.predict(shapes.dataset_image(root, image), "chat", QUESTION)
-            answers[things[image["id"]]][pred.text.strip().rstrip(".").lower()] += 1
+            answers[things[image["id"]]][normalize_answer(pred.text)] += 1
 
     print(f"{'things':>6} {'n':>4} {'right':>6}  answers")
     for n, got in sorted(answers.items()):

@@ -32,7 +32,7 @@ from ..modeling.config import XSamConfig
 from ..modeling.model import XSamModel
 from ..modeling.modules import shuffled_grid
 from .losses import LOSS_WEIGHTS, TrainingHeads, compute_losses, mask2former_loss, token_losses
-from .samples import LOOK_WEIGHTS, TASK_WEIGHTS, make_batch
+from .samples import CROWDED, LOOK_WEIGHTS, TASK_WEIGHTS, make_batch
 
 HEAD_LR_SCALE = 10.0
 HEAD_KEYS = ("attr", "tokens", "place")  # the parts of TrainingHeads, under these keys in a run's state.pt
@@ -369,8 +369,8 @@ def main(argv=None) -> int:
                          "its wrong word not learnt, so that a caption goes on right after a slip "
                          "(give it again on resume)")
     ap.add_argument("--crowded", type=float, default=0.0,
-                    help="the share of scenes drawn with four to six shapes, where counting and captions fail "
-                         "most (give it again on resume)")
+                    help=f"the share of scenes drawn with {CROWDED} to {shapes.MAX_THINGS} shapes, where counting "
+                         "and captions fail most (give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
