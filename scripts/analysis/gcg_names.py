@@ -20,7 +20,9 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
 (e) free-running, a later phrase right in all three words after a caption right so far, against after a
     wrong phrase: the drift measured directly;
 (f) (b)'s shape word by how large the thing is in SAM's view (the square root of its area, the image
-    scaled as the model's SAM canvas takes it): whether a shape is named wrong because it is a few pixels there.
+    scaled as the model's SAM canvas takes it): whether a shape is named wrong because it is a few pixels there;
+(g) teacher-forced, the word after each object phrase ("," or "and" while things remain, "in" after the
+    last): where it is at or under 0.5, a greedy caption may end early or name a thing too many.
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ def attr_hits(pred, truth) -> dict[str, bool]:
 
 
 @torch.no_grad()
-def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> list[list[bool]]:
-    """Per object phrase of the true caption, whether the model's top next token is its size, colour
-    and shape word, the true caption before each word fed in."""
+def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> tuple[list[list[bool]], list[float]]:
+    """The true caption fed in: per object phrase, whether the model's top next token is its size, colour
+    and shape word; and per object phrase, the probability of the true word after it ("," or "and" while
+    things remain, "in" after the last), each given the true caption before it."""
     m, tok = predictor.model, predictor.tokenizer
     cfg = m.config
     question, _ = TASKS["gcgseg"].prompt("", 0, Choices(0))
@@ -72,15 +75,18 @@ def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> list[li
     pil = Image.fromarray(image)
     enc = m.encode_image(siglip_pixels(pil, cfg.siglip_processor), sam_pixels(pil, cfg.sam_processor)[0])
     hidden, _ = m.lm_hidden(m.embed(prompt + answer, enc))
-    top = m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).argmax(-1).tolist()  # top[j] predicts answer[j]
-    p_open = tok.convert_tokens_to_ids("<p>")
+    probs = m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).float().softmax(-1)  # probs[j] predicts answer[j]
+    top = probs.argmax(-1).tolist()
+    p_open, p_close = tok.convert_tokens_to_ids("<p>"), tok.convert_tokens_to_ids("</p>")
     opens = [j for j, t in enumerate(answer) if t == p_open]
-    out = []
-    for j in opens:  # "<p> a <size> <colour> <shape> </p>": words at j+2 .. j+4
+    words_right, after = [], []
+    for j in opens:  # "<p> a <size> <colour> <shape> </p> <after>": words at j+2 .. j+4
         words = tok.decode(answer[j + 1:j + 5]).split()
         if len(words) == 4 and words[0] == "a":
-            out.append([top[j + k] == answer[j + k] for k in (2, 3, 4)])
-    return out
+            words_right.append([top[j + k] == answer[j + k] for k in (2, 3, 4)])
+            if j + 6 < len(answer) and answer[j + 5] == p_close:
+                after.append(probs[j + 6, answer[j + 6]].item())
+    return words_right, after
 
 
 def main(argv=None) -> None:
@@ -100,6 +106,7 @@ def main(argv=None) -> None:
     shape_by_px = collections.defaultdict(list)
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
     forced, after = collections.defaultdict(list), collections.defaultdict(list)
+    stops = []  # (g): per caption, the probability of the true word after each object phrase
     for r in gcg:
         image = shapes.dataset_image(args.data, images[r["image_id"]])
         (sam_h, _), _ = sam_view(*image.shape[:2], predictor.config.sam_processor)  # (f): the image's scale in SAM's view
@@ -108,7 +115,9 @@ def main(argv=None) -> None:
                  for p in r["phrases"] if (words := parse(p["text"]))]
         said = [(words, s.mask) for s in pred.segments if (words := parse(s.label))]
         counts.append((len(said), len(truth)))
-        for k, hits in enumerate(forced_words(predictor, image, r["caption_grounded"])):
+        words_right, stop_p = forced_words(predictor, image, r["caption_grounded"])
+        stops.append(stop_p)
+        for k, hits in enumerate(words_right):
             for a, h in zip(ATTRS, hits):
                 forced[f"{a}@{min(k, 1)}"].append(h)
             forced[f"all@{min(k, 1)}"].append(all(hits))
@@ -156,6 +165,11 @@ def main(argv=None) -> None:
     edges = [f"< {SAM_PX[0]} px", *(f"{a}-{b} px" for a, b in zip(SAM_PX, SAM_PX[1:])), f">= {SAM_PX[-1]} px"]
     print("(f) shape word by the thing's size in SAM's view: " + "  ".join(
         f"{e} {np.mean(shape_by_px[k]):.2f} (n={len(shape_by_px[k])})" for k, e in enumerate(edges) if shape_by_px[k]))
+    p_after = np.concatenate([p for p in stops if p] or [np.zeros(0)])
+    print(f"(g) teacher-forced, the true word after an object phrase (',' 'and' 'in'): probability over 0.5 "
+          f"{np.mean(p_after > 0.5):.2f} (n={len(p_after)}); captions with one at or under 0.5 (greedy may end "
+          f"early or name a thing too many) {np.mean([min(p, default=1) <= 0.5 for p in stops]):.2f}, "
+          f"under 0.7 {np.mean([min(p, default=1) < 0.7 for p in stops]):.2f}")
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
 
