@@ -21,6 +21,7 @@ from xsam_core.training.samples import (
     CHAT_SET,
     COLOURS,
     TOKEN_LABELS,
+    Sample,
     canvas_labels,
     make_sample,
     siglip_frame,
@@ -424,6 +425,32 @@ def test_a_slipped_caption_learns_the_truth_around_its_slip(run):
     base = lm(len(answer))  # a row past the answer: no change at all
     assert all(lm(j) == pytest.approx(base) for j in span)
     assert lm(span.stop) != pytest.approx(base)
+
+
+def test_the_after_term_learns_only_the_words_after_a_phrase(run):
+    """`after` is the cross-entropy where a caption goes on or ends: on the rows that predict the word
+    after each "</p>" (",", "and", "in" ...), and on no other row."""
+    _, model, tokenizer = run
+    text = ("<p>a large blue star</p>, <p>a small red ring</p> and <p>a small pink cross</p> "
+            "in front of <p>the wall</p>.")
+    answer = tokenizer.encode(text, add_special_tokens=False)
+    prompt = tokenizer.encode("describe", add_special_tokens=False)
+    sample = Sample(0, "gcgseg", prompt + answer, len(prompt))
+    hidden = torch.randn(1, len(sample.ids), model.llm.lm_head.in_features)
+    close = model.config.special_token_ids["</p>"]
+    rows = [len(prompt) + j for j, t in enumerate(answer) if t == close]
+    assert tokenizer.convert_ids_to_tokens([sample.ids[r + 1] for r in rows]) == [",", "and", "in", "."]
+
+    def after(row: int) -> float:
+        h = hidden.clone()
+        h[0, row] += 10
+        return _lm_losses(model, h, [sample], [sample.ids])["after"].item()
+
+    base = after(len(sample.ids) - 1)  # the last row predicts nothing in the answer
+    assert all(after(r) != pytest.approx(base) for r in rows)
+    assert all(after(r - 1) == pytest.approx(base) for r in rows)  # the row predicting "</p>" itself
+    chat = Sample(0, "chat", prompt + tokenizer.encode("five", add_special_tokens=False), len(prompt))
+    assert _lm_losses(model, hidden[:, : len(chat.ids)], [chat], [chat.ids])["after"].item() == 0.0
 
 
 def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):

@@ -3,7 +3,10 @@
 X-SAM's losses: next-token cross-entropy on the answer, Mask2Former's Hungarian-matched class
 cross-entropy (no-object weight 0.1) + point-sampled mask BCE + dice on every decoder layer. Besides,
 the chat answers get a cross-entropy term of their own (`chat`): in the token mean of all answers they
-are a few percent of the loss, drowned by the long captions (docs/embedded-chat-analysis.md). The
+are a few percent of the loss, drowned by the long captions (docs/embedded-chat-analysis.md). So do the
+words right after each caption phrase (`after`: "," or "and" while things remain, else "in"), where a
+greedy caption decides to go on or end: one token in seven of a caption, and a near tie where a
+caption left a thing out (analysis §27; 0 by default, the runs before 40 trained without it). The
 training-only terms, which the inference model never sees (see embedded-training.md for why a
 from-scratch LLM needs them):
 * selection: for a condition with one target (a referring phrase, a visual prompt, a caption
@@ -38,7 +41,7 @@ from .grounding import GROUND_LAYER, AttentionInputs, ground_loss
 from .samples import CATEGORIES, COLOURS, TOKEN_COVER, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0}
+                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0, "after": 0.0}
 COVER_IOU = 0.5  # selection: a query whose mask overlaps the target this much proposes it
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
@@ -226,18 +229,25 @@ def token_losses(images: ImageBatchEncoding, batch: Batch, token_head: TokenHead
 
 
 def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
-    """`lm`: the token mean over every answer; `chat`: the token mean over chat answers (0 without).
-    A slipped caption's wrong words are read, not learnt."""
-    rows, targets, chat = [], [], []
+    """`lm`: the token mean over every answer; `chat`: the token mean over chat answers; `after`: the
+    token mean over the words right after a phrase's "</p>" (0 without). A slipped caption's wrong words
+    are read, not learnt."""
+    close = model.config.special_token_ids["</p>"]
+    rows, targets, chat, after = [], [], [], []
     for b, (s, ids) in enumerate(zip(samples, expanded)):
         start = len(ids) - (len(s.ids) - s.n_prompt)  # first answer position in the expanded sequence
         learnt = [j for j in range(len(ids) - start) if not (s.slip and j in s.slip[1])]
         rows.append(hidden[b, [start - 1 + j for j in learnt]])
         targets.append(torch.tensor([ids[start + j] for j in learnt], device=hidden.device))
         chat += [s.task == "chat"] * len(learnt)
+        after += [ids[start + j - 1] == close for j in learnt]
     per_token = F.cross_entropy(model.llm.lm_head(torch.cat(rows)), torch.cat(targets), reduction="none")
-    chat = torch.tensor(chat, device=hidden.device)
-    return {"lm": per_token.mean(), "chat": per_token[chat].mean() if chat.any() else per_token.new_zeros(())}
+
+    def mean_where(flags: list[bool]) -> torch.Tensor:
+        where = torch.tensor(flags, device=hidden.device)
+        return per_token[where].mean() if where.any() else per_token.new_zeros(())
+
+    return {"lm": per_token.mean(), "chat": mean_where(chat), "after": mean_where(after)}
 
 
 def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
