@@ -4,7 +4,7 @@ X-SAM's losses: next-token cross-entropy on the answer, Mask2Former's Hungarian-
 cross-entropy (no-object weight 0.1) + point-sampled mask BCE + dice on every decoder layer. Besides,
 the chat answers get a cross-entropy term of their own (`chat`): in the token mean of all answers they
 are a few percent of the loss, drowned by the long captions (docs/embedded-chat-analysis.md). So do the
-words right after each caption phrase (`after`: "," or "and" while things remain, else "in"), where a
+words right after each caption phrase (`after`: "," or "and" while things remain, then "in"), where a
 greedy caption decides to go on or end: one token in seven of a caption, and a near tie where a
 caption left a thing out (analysis §27; 0 by default, the runs before 40 trained without it). The
 training-only terms, which the inference model never sees (see embedded-training.md for why a
