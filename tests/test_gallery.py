@@ -12,6 +12,7 @@ from pycocotools import mask as mask_utils
 
 from app.examples import ASSETS, SHAPES
 from xsam_core import shapes
+from xsam_core.evaluation.metrics import iou
 from xsam_core.inference.predictor import Predictor
 
 GALLERY_SEED, GALLERY_SCENES = 123, 8
@@ -43,10 +44,6 @@ def results():
     pred = Predictor.load(None)
     return {(ex.image, ex.task): pred.predict(Image.open(ex.path).convert("RGB"), ex.task, ex.text, ex.prompts or None)
             for ex in SHAPES}
-
-
-def iou(a, b) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def matches(segments, things):
