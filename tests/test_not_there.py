@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from xsam_core import shapes
-from xsam_core.evaluation.absent import absent_phrase, rates
+from xsam_core.evaluation.absent import rates
 from xsam_core.inference.predictor import Predictor
 from xsam_core.inference.results import Prediction
 from xsam_core.tasks.common import DecodeContext
@@ -36,7 +36,7 @@ def test_a_rejected_match_is_flagged_not_drawn(embedded):
     rng = np.random.default_rng(4242)
     for _ in range(20):
         scene = shapes.generate_scene(rng)
-        pred = embedded.predict(scene.image, "refseg", absent_phrase(scene, rng))
+        pred = embedded.predict(scene.image, "refseg", shapes.absent_refseg(scene, rng)["text"])
         if "no_match" in pred.info:
             break
     else:

@@ -161,6 +161,32 @@ def test_crowded_scenes_ask_for_four_shapes_or_more(run, monkeypatch):
     assert asked == [None] * 12
 
 
+def test_absent_objects_are_trained_as_no_object(run):
+    """--absent P: that share of referring requests names a colour and shape the scene does not hold;
+    such a sample has its phrase's condition but no target, so every query learns "no object" and the
+    best query's score can say "not there" (X-SAM issue 8)."""
+    _, model, tokenizer = run
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        scene = shapes.generate_scene(rng)
+        request = shapes.absent_refseg(scene, rng)
+        assert request["absent"] not in {(t.colour, t.shape) for t in scene.objects}
+        assert request["text"] == "the {} {}".format(*request["absent"]) and request["targets"] == []
+    (batch,) = train.make_batch(5, 0, 4, 1, model.config, tokenizer, task_weights={"refseg": 1.0}, absent=1.0)
+    assert [s.task for s in batch.samples] == ["refseg"] * 4
+    for s in batch.samples:
+        assert s.masks == [] and s.classes == [] and not s.selectable
+        assert CATEGORIES[s.cond_category[0]] in shapes.SHAPES and s.cond_colour[0] >= 0
+    heads = train.TrainingHeads(model.config)
+    losses = train.compute_losses(model, batch, train.mask2former_loss(256), heads, model.config.special_token_ids)
+    assert losses["class"] > 0 and losses["mask"] == losses["dice"] == losses["select"] == 0
+    (mixed,) = train.make_batch(5, 0, 4, 1, model.config, tokenizer, task_weights={"refseg": 1.0}, absent=0.5)
+    assert 0 < sum(not s.masks for s in mixed.samples) < 4  # and the same scenes' others keep their targets
+    assert all(torch.isfinite(v) for v in
+               train.compute_losses(model, mixed, train.mask2former_loss(256), heads,
+                                    model.config.special_token_ids).values())
+
+
 def test_resize_siglip_keeps_every_weight_and_resizes_the_grid(run):
     _, model, _ = run
     resized = train.resize_siglip(model, 128)

@@ -19,21 +19,13 @@ import numpy as np
 from .. import shapes
 
 
-def absent_phrase(scene, rng: np.random.Generator) -> str:
-    """A colour + shape that names no object of the scene, in the world's own words."""
-    present = {(t.colour, t.shape) for t in scene.objects}
-    options = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES if (c, s) not in present]
-    colour, shape = options[int(rng.integers(len(options)))]
-    return f"the {colour} {shape}"
-
-
 def rates(predictor, n: int = 60, seed: int = 4242, threshold: float = 0.5) -> dict:
     rng = np.random.default_rng(seed)
     absent_rejected = present_rejected = present_total = 0
     for _ in range(n):
         scene = shapes.generate_scene(rng)
         request = next((r for r in shapes.make_tasks(scene, rng) if r["task"] == "refseg"), None)
-        absent = predictor.predict(scene.image, "refseg", absent_phrase(scene, rng), threshold=threshold)
+        absent = predictor.predict(scene.image, "refseg", shapes.absent_refseg(scene, rng)["text"], threshold=threshold)
         absent_rejected += "no_match" in absent.info
         if request is not None:
             present = predictor.predict(scene.image, "refseg", request["text"], threshold=threshold)

@@ -241,6 +241,15 @@ def _refseg(scene: Scene, rng: np.random.Generator) -> dict | None:
     return choice and _request("refseg", choice[0], targets=[choice[1]])
 
 
+def absent_refseg(scene: Scene, rng: np.random.Generator) -> dict:
+    """A referring request for "the <colour> <shape>" that no object of the scene is, in the world's own
+    words: no target (its right answer is "not there"). `absent` holds the (colour, shape) named."""
+    present = {(t.colour, t.shape) for t in scene.objects}
+    options = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
+    colour, shape = options[int(rng.integers(len(options)))]
+    return _request("refseg", f"the {colour} {shape}", targets=[], absent=(colour, shape))
+
+
 def _extreme(things: list[Thing], key, clear) -> Thing | None:
     """The thing with the highest key, if clear(best key, runner-up key) says it wins clearly."""
     if len(things) < 2:

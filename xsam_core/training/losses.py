@@ -204,7 +204,7 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
 
     seg_batch, conds_all, cats, cols = [], [], [], []
     for b, (s, ids) in enumerate(zip(batch.samples, expanded)):
-        if not s.masks:
+        if not s.cond_category:  # a text answer (chat) has no condition to segment
             continue
         seg_pos = [i for i, m in enumerate(mark_ids(ids, special["<SEG>"])) if m >= 0]
         conds = model.phrase_conditions(hidden[b], ids, span_ids(ids, special["<p>"], special["</p>"]))
@@ -213,7 +213,8 @@ def compute_losses(model: XSamModel, batch: Batch, criterion: Mask2FormerLoss, h
         cats += s.cond_category
         cols += s.cond_colour
     if seg_batch:
-        losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion, heads.place))
+        losses.update(_segmentation_losses(model, images.pixels, seg_batch, criterion, heads.place,
+                                           batch.labels.shape[-2:]))
         device = hidden.device
         losses["attr"] = heads.attr.loss(torch.cat(conds_all), torch.tensor(cats, device=device),
                                    torch.tensor(cols, device=device))
@@ -250,8 +251,8 @@ def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
     return {"lm": per_token.mean(), "chat": mean_where(chat), "after": mean_where(after)}
 
 
-def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
-                         place: nn.Linear) -> dict[str, torch.Tensor]:
+def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion, place: nn.Linear,
+                         canvas: tuple) -> dict[str, torch.Tensor]:
     samples = [s for s, _, _ in seg_batch]
     k_max = max(c.shape[0] for _, c, _ in seg_batch) + 1
     d = model.config.mask_dim
@@ -268,9 +269,9 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion,
     idx = torch.tensor([s.image for s in samples], device=device)
     feats = PixelFeatures(pixels.mask_features[idx], [m[idx] for m in pixels.multi_scale_features])
     out = model.segmentor(feats, cond_in, seg_in, masks_in)
-    classes = [torch.tensor(s.classes, device=device) for s in samples]
-    mask_labels = [torch.stack(s.masks) for s in samples]
-    num_masks = float(sum(len(c) for c in classes))
+    classes = [torch.tensor(s.classes, dtype=torch.long, device=device) for s in samples]
+    mask_labels = [torch.stack(s.masks) if s.masks else torch.zeros(0, *canvas, device=device) for s in samples]
+    num_masks = float(max(sum(len(c) for c in classes), 1))  # a batch of absent objects only has none
     totals = {"class": 0.0, "mask": 0.0, "dice": 0.0}
     for layer, (hidden, mask_logits) in enumerate(zip(out.hidden, out.mask_logits_lowres)):
         logits = model.segmentor.class_logits(hidden.transpose(0, 1), cond_in, masks_in)

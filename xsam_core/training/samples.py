@@ -131,7 +131,10 @@ def make_sample(scene: shapes.Scene, request: dict, image: int, scaled, canvas: 
         sample.masks.append(sam_mask(union((mask_of(i) for i in ids), (h, w)), scaled, canvas).float())
 
     # Targets by the kind of result (a text-only task has none).
-    if spec.output == ONE_MASK:
+    if spec.output == ONE_MASK and "absent" in request:  # no target: every query learns "no object"
+        colour, shape = request["absent"]
+        sample.cond_category, sample.cond_colour = [CATEGORIES.index(shape)], [COLOURS.index(colour)]
+    elif spec.output == ONE_MASK:
         target = request["targets"][0]
         add(0, [target])
         category, colour = CATEGORIES.index(name_of(target)), colour_of(target)
@@ -206,13 +209,16 @@ def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
 
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None, chat_every_scene: bool = False,
-               look_weights: dict | None = None, caption_slips: float = 0.0, crowded: float = 0.0) -> list[Batch]:
+               look_weights: dict | None = None, caption_slips: float = 0.0, crowded: float = 0.0,
+               absent: float = 0.0) -> list[Batch]:
     """Step `step`'s scenes and requests: always the same for the same (seed, step, weights), as one
     Batch per SAM canvas among them (images of one canvas encode together; a model with X-SAM's square
     view gets one). With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other
     tasks (a chat sample costs only the LLM's share of a step: the image is encoded once per scene).
     `caption_slips`: the share of grounded captions trained after a slip (`make_sample`). `crowded`: the
-    share of scenes drawn with CROWDED or more shapes, where counting and captions fail most (analysis §26)."""
+    share of scenes drawn with CROWDED or more shapes, where counting and captions fail most (analysis §26).
+    `absent`: the share of referring requests that name an object the scene does not hold
+    (`shapes.absent_refseg`), so that the best query's score can say "not there" (X-SAM issue 8)."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
@@ -241,6 +247,8 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
             continue  # token-only batches: images and labels only (drawing requests is 13 % of such a step)
         requests = {shapes.task_key(r): [r] for r in shapes.make_tasks(scene, rng, for_training=True)}
         requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
+        if absent and "refseg" in requests and rng.random() < absent:  # drawn only when asked, as above
+            requests["refseg"] = [shapes.absent_refseg(scene, rng)]
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):
