@@ -1,4 +1,5 @@
-"""scripts/average_models.py: the soup of two exported folders is their tensors' mean and loads as a model."""
+"""scripts/average_models.py: the soup of two exported folders is their tensors' (weighted) mean and loads
+as a model."""
 
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def test_average_of_two_folders_is_their_mean_and_loads(tmp_path):
         model, tokenizer = train.new_run(tmp_path / f"run{seed}", seed=seed)
         folders.append(save_folder(model, tokenizer, tmp_path / f"model{seed}"))
     _script().main(["--out", str(tmp_path / "soup"), *map(str, folders)])
-    a, b, soup = (load_file(f / "model.safetensors") for f in (*folders, tmp_path / "soup"))
+    _script().main(["--out", str(tmp_path / "soup21"), *map(str, folders), "--weights", "2,1"])
+    a, b, soup, soup21 = (load_file(f / "model.safetensors")
+                          for f in (*folders, tmp_path / "soup", tmp_path / "soup21"))
     assert soup.keys() == a.keys()
     for k in a:
         mean = ((a[k].float() + b[k].float()) / 2).to(a[k].dtype)
         assert torch.equal(soup[k], mean), k
+        assert torch.allclose(soup21[k].float(), (2 * a[k].float() + b[k].float()) / 3, atol=1e-6), k
     assert any(not torch.equal(soup[k], a[k]) for k in a)  # the two seeds differ, so the soup is neither
     loaded = Predictor.load(str(tmp_path / "soup"), device="cpu", dtype="float32")
     assert loaded.model.config.to_dict() == Predictor.load(str(folders[0]), device="cpu").model.config.to_dict()
