@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..modeling.model import XSamModel, expand_ids, mark_ids, pool_by_id, span_ids
 from ..tasks import Task
 from ..tasks.common import DecodeContext, TaskOutput, to_original
+from ..tasks.edges import EdgeSnap, snap_radius
+from .processing import canvas_shape
 
 
 @dataclass
@@ -73,11 +76,19 @@ def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, c
 
 
 def postprocess(task: Task, out, canvas: tuple, scaled, original, threshold: float, labels: list[str],
-                meta: dict, canvas_masks: list, negative_points: list) -> tuple[TaskOutput, list]:
+                meta: dict, canvas_masks: list, negative_points: list, image=None,
+                snap_cells: float = 0.0) -> tuple[TaskOutput, list]:
     """The task's post-processing; mask logits stay low-resolution on the model's device (tasks upsample
-    only what they keep). Also returns the visual-prompt masks at the original size."""
+    only what they keep), and with `snap_cells` their edges snap to `image`'s within that many mask-grid
+    cells (`edges.py`; `image` is the RGB PIL image). Also returns the visual-prompt masks at the original
+    size."""
     prompt_masks = [to_original(m[None].float(), scaled, original, "nearest")[0].bool().cpu().numpy()
                     for m in canvas_masks]
-    ctx = DecodeContext(out.class_logits.float(), out.mask_logits_lowres[-1], canvas, scaled, original,
-                        threshold, labels, meta, prompt_masks, negative_points)
+    lowres = out.mask_logits_lowres[-1]
+    snap = None
+    if snap_cells:
+        radius = snap_radius(snap_cells, lowres.shape[-2:], canvas_shape(canvas), scaled, original)
+        snap = EdgeSnap(np.asarray(image), radius)
+    ctx = DecodeContext(out.class_logits.float(), lowres, canvas, scaled, original,
+                        threshold, labels, meta, prompt_masks, negative_points, snap)
     return task.postprocess(ctx), prompt_masks

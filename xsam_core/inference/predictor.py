@@ -277,7 +277,8 @@ class Predictor:
         with self._stage(timings, "postprocess"):
             result, pred.regions = decoding.postprocess(
                 spec, out, entry.canvas, entry.scaled, pred.image_size, threshold,
-                labels[:n_cond], meta, canvas_masks, regions.negative_points)
+                labels[:n_cond], meta, canvas_masks, regions.negative_points, img,
+                self.config.mask_snap)
         pred.segments, pred.label_map, pred.rejected = result.segments, result.label_map, result.rejected
         pred.info.update(result.extra)
         return pred

@@ -105,6 +105,8 @@ class XSamConfig:
     mask_refiner: int = 0  # the embedded model's own finer masks (`segmentor.MaskRefiner`'s width; 0 = X-SAM's)
     value_positions: bool = False  # the embedded model's own: positions in what the decoder's queries gather
     phrase_words: bool = False  # the embedded model's own: a learnt vector per word, summed into its phrase's condition
+    mask_snap: float = 0.0  # the embedded model's own: mask edges snapped to the image within this many
+    # mask-grid cells (`tasks/edges.py`; 0 = X-SAM's bilinear upsample)
     # processing and generation
     siglip_processor: dict = field(default_factory=lambda: dict(SIGLIP_PROCESSOR))
     sam_processor: dict = field(default_factory=lambda: dict(SAM_PROCESSOR))

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import PromptError
 from .base import CLASS_MASKS, Task, TextInput
-from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, instance_predictions, to_original
+from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, instance_predictions
 
 TEMPLATES = [
     "Can you segment the image based on the following categories: {categories}? Please output the segmentation masks.",
@@ -105,7 +105,7 @@ def panoptic(ctx: DecodeContext) -> TaskOutput:
     segmentation = np.zeros(tuple(ctx.original), dtype=np.int32)
     info: list[dict] = []  # one entry per accepted query, fused stuff sharing an id (official format)
     if len(keep):
-        prob_masks = to_original(ctx.canvas(0, keep), ctx.scaled, ctx.original).sigmoid()
+        prob_masks = ctx.to_original(ctx.canvas(0, keep)).sigmoid()
         prob_masks *= scores[keep].view(-1, 1, 1)  # in place, as officially: the ≥ 0.5 test sees it
         owner = prob_masks.argmax(0)
         fused: dict[int, int] = {}
@@ -140,7 +140,7 @@ def semantic(ctx: DecodeContext) -> TaskOutput:
     canvas = ctx.canvas(0)[:, :h, :w].float().sigmoid()
     best = best_val = total = None
     for start in range(0, probs.shape[1], 16):
-        sem = to_original(torch.einsum("qc,qhw->chw", probs[:, start:start + 16], canvas), (h, w), ctx.original)
+        sem = ctx.to_original(torch.einsum("qc,qhw->chw", probs[:, start:start + 16], canvas), logits=False)
         val, arg = sem.max(0)
         if best is None:
             best, best_val, total = arg + start, val, sem.sum(0)

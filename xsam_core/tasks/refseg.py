@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import PromptError
 from .base import ONE_MASK, Task, TextInput
-from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs, to_original
+from .common import Choices, DecodeContext, Segment, TaskOutput, class_probs
 
 TEMPLATES = [
     "Please identify and segment the {phrase} in this image.",
@@ -73,7 +73,7 @@ def best_query_masks(ctx: DecodeContext, paint: bool) -> TaskOutput:
         b = 0 if paint else j
         probs = class_probs(ctx.class_logits[b])[:, j]
         q = int(probs.argmax())
-        logits = to_original(ctx.canvas(b, [q]), ctx.scaled, ctx.original)[0]
+        logits = ctx.to_original(ctx.canvas(b, [q]))[0]
         mask = (logits.sigmoid() > MASK_THRESHOLD).cpu().numpy()
         score = round(float(probs[q]), 6)
         label_map[mask] = j + 1 if paint else 1

@@ -1,0 +1,79 @@
+"""Mask edges snapped to the image (`tasks/edges.py`): the embedded model's guided upsampling."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xsam_core import shapes
+from xsam_core.evaluation.evaluate import evaluate
+from xsam_core.evaluation.metrics import iou
+from xsam_core.inference.predictor import Predictor
+from xsam_core.tasks.edges import EdgeSnap, snap_radius
+
+
+def square_scene(h=90, w=120):
+    """A red square on a grey wall, and logits for it as a coarse grid upsampled would give them:
+    right in the middle, a pixel or two off at the edges."""
+    image = np.full((h, w, 3), 128, np.uint8)
+    truth = np.zeros((h, w), bool)
+    truth[23:61, 37:83] = True
+    image[truth] = (220, 30, 40)
+    coarse = F.avg_pool2d(torch.from_numpy(truth).float()[None, None], 6)  # a 15 x 20 grid
+    logits = F.interpolate((coarse - 0.5) * 12, size=(h, w), mode="bilinear", align_corners=False)[0]
+    logits = torch.roll(logits, shifts=(1, 1), dims=(1, 2))
+    return image, truth, logits
+
+
+def test_a_snapped_mask_follows_the_image_edge():
+    image, truth, logits = square_scene()
+    raw = (logits[0] > 0).numpy()
+    snapped = EdgeSnap(image, radius=3)(logits)
+    assert snapped.shape == logits.shape and snapped.dtype == logits.dtype
+    assert iou(raw, truth) < 0.93
+    assert iou((snapped[0] > 0).numpy(), truth) > 0.98
+
+
+def test_scores_keep_their_scale_and_partition():
+    """Class scores (`logits=False`) are filtered as they are: two complementary maps stay complementary,
+    so a per-pixel argmax still assigns every pixel once."""
+    image, truth, logits = square_scene()
+    p = logits.sigmoid()
+    maps = EdgeSnap(image, radius=3)(torch.cat([p, 1 - p]), logits=False)
+    assert torch.allclose(maps.sum(0), torch.ones_like(maps[0]), atol=1e-3)
+    assert iou((maps.argmax(0) == 0).numpy(), truth) > 0.98
+
+
+def test_the_radius_is_grid_cells_in_image_pixels():
+    # an 80-cell grid on a 160-px canvas; the image 333 px long shown 160 px long: 1 cell = 4.16 px
+    assert snap_radius(1.0, (80, 80), (160, 160), (160, 120), (333, 250)) == 4
+    assert snap_radius(0.1, (80, 80), (160, 160), (160, 160), (160, 160)) == 1  # at least one pixel
+
+
+def test_x_sam_checkpoints_do_not_snap(predictor):
+    """A checkpoint in the official layout (the reference fixture) upsamples as officially."""
+    assert predictor.config.mask_snap == 0.0
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return Predictor.load(None)
+
+
+@pytest.mark.parametrize("look", [None, "jpeg"])
+def test_snapping_sharpens_the_embedded_model_masks(embedded, look, tmp_path):
+    """Held-out scenes through the shipped model with and without snapping: referring, interactive and
+    panoptic masks all fit their objects better snapped (measured on 60 scenes a look: referring
+    0.963 → 0.989 plain, 0.869 → 0.887 JPEG; see the model card)."""
+    shapes.write_dataset(tmp_path, 8, seed=4242, look=look)
+    tasks = ["refseg", "intseg", "genseg/panoptic"]
+    assert embedded.config.mask_snap > 0
+    snapped = evaluate(embedded, tmp_path, tasks)
+    cells, embedded.config.mask_snap = embedded.config.mask_snap, 0.0
+    try:
+        raw = evaluate(embedded, tmp_path, tasks)
+    finally:
+        embedded.config.mask_snap = cells
+    assert snapped["refseg"]["miou"] > raw["refseg"]["miou"] + 0.005
+    assert snapped["intseg"]["miou"] > raw["intseg"]["miou"] + 0.005
+    assert snapped["genseg/panoptic"]["pq"] > raw["genseg/panoptic"]["pq"]
