@@ -20,7 +20,7 @@ def square_scene(h=90, w=120):
     truth[23:61, 37:83] = True
     image[truth] = (220, 30, 40)
     coarse = F.avg_pool2d(torch.from_numpy(truth).float()[None, None], 6)  # a 15 x 20 grid
-    logits = F.interpolate((coarse - 0.5) * 12, size=(h, w), mode="bilinear", align_corners=False)[0]
+    logits = F.interpolate((coarse - 0.5) * 30, size=(h, w), mode="bilinear", align_corners=False)[0]
     logits = torch.roll(logits, shifts=(1, 1), dims=(1, 2))
     return image, truth, logits
 
@@ -32,6 +32,14 @@ def test_a_snapped_mask_follows_the_image_edge():
     assert snapped.shape == logits.shape and snapped.dtype == logits.dtype
     assert iou(raw, truth) < 0.93
     assert iou((snapped[0] > 0).numpy(), truth) > 0.98
+
+
+def test_a_mask_is_filtered_within_its_box_as_over_the_whole_image():
+    image, truth, logits = square_scene(h=240, w=320)
+    snap = EdgeSnap(image, radius=3)
+    assert snap._box(logits[0].sigmoid().numpy()) is not None  # the square's box, not the whole image
+    whole = snap._build(image).filter(logits[0].sigmoid().numpy())
+    assert np.abs(snap(logits)[0].sigmoid().numpy() - whole).max() < 1e-3
 
 
 def test_scores_keep_their_scale_and_partition():

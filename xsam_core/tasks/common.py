@@ -71,11 +71,11 @@ class DecodeContext:
     negative_points: list = field(default_factory=list)  # [(x, y)] in original pixels
     snap: object = None  # an `edges.EdgeSnap` where the model snaps mask edges to the image
 
-    def to_original(self, x: torch.Tensor, logits: bool = True) -> torch.Tensor:
+    def to_original(self, x: torch.Tensor, logits: bool = True, snap: bool = True) -> torch.Tensor:
         """Canvas maps [N, H, W] (`logits`, or other scores) at the original size, snapped to the
-        image's edges where the model does so."""
+        image's edges where the model does so (and `snap` asks for it)."""
         y = to_original(x, self.scaled, self.original)
-        return y if self.snap is None else self.snap(y, logits)
+        return y if self.snap is None or not snap else self.snap(y, logits)
 
     def canvas(self, b: int, queries=None) -> torch.Tensor:
         """Mask logits of `queries` (all when None) upsampled to the canvas ([n, H, W]).
@@ -120,9 +120,9 @@ def topk_pairs(ctx: DecodeContext, b: int = 0) -> list[tuple[int, int, float]]:
     return [(i // num_classes, i % num_classes, s) for s, i in zip(scores.tolist(), idx.tolist())]
 
 
-def query_mask(ctx: DecodeContext, query: int, b: int = 0) -> tuple[np.ndarray, float]:
+def query_mask(ctx: DecodeContext, query: int, b: int = 0, snap: bool = True) -> tuple[np.ndarray, float]:
     """One query's binary mask (logit > 0) at the original size and its mean probability inside."""
-    logits = ctx.to_original(ctx.canvas(b, [query]))[0]
+    logits = ctx.to_original(ctx.canvas(b, [query]), snap=snap)[0]
     mask = logits > 0
     return mask.cpu().numpy(), float((logits.sigmoid() * mask).sum() / (mask.sum() + 1e-6))
 

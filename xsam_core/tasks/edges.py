@@ -32,19 +32,52 @@ def snap_radius(cells: float, lowres: tuple, canvas: tuple, scaled: tuple, origi
     return max(1, round(cells * canvas_per_cell * image_per_canvas))
 
 
+# A mask probability under this counts as none. Where a filter's windows hold no more than that, so does
+# its output, so a mask is filtered only within the box of its support widened by two radii.
+SUPPORT = 1e-3
+
+
 class EdgeSnap:
     """A guided filter over one image, applied to any number of full-size mask maps."""
 
     def __init__(self, image: np.ndarray, radius: int):
-        self.filter = cv2.ximgproc.createGuidedFilter(np.ascontiguousarray(image), radius, EPS * 255 ** 2)
+        self.image = np.ascontiguousarray(image)
+        self.radius = radius
+        self.whole = None  # the filter over the whole image, built when a map needs it
 
     def __call__(self, values: torch.Tensor, logits: bool = True) -> torch.Tensor:
         """Snap [N, H, W] maps at the image's size. Logits are filtered as probabilities (bounded, so a
-        confident region does not outweigh its neighbours) and returned as logits; other values (class
-        scores) are filtered as they are."""
-        maps = values.sigmoid() if logits else values
-        src = maps.float().cpu().numpy()
-        out = torch.from_numpy(np.stack([self.filter.filter(m) for m in src])).to(values.device)
+        confident region does not outweigh its neighbours), each within its own box, and returned as
+        logits; other values (class scores) are filtered whole as they are."""
+        maps = (values.sigmoid() if logits else values).float().cpu().numpy()
+        out = np.stack([self._snap(m, logits) for m in maps])
+        out = torch.from_numpy(out).to(values.device)
         if not logits:
             return out.to(values.dtype)
         return torch.logit(out.clamp(1e-6, 1 - 1e-6)).to(values.dtype)
+
+    def _snap(self, m: np.ndarray, local: bool) -> np.ndarray:
+        box = self._box(m) if local else None
+        if box is None:
+            if self.whole is None:
+                self.whole = self._build(self.image)
+            return self.whole.filter(m)
+        out = m.copy()
+        y0, y1, x0, x1 = box
+        if y1 > y0:
+            out[y0:y1, x0:x1] = self._build(self.image[y0:y1, x0:x1]).filter(np.ascontiguousarray(m[y0:y1, x0:x1]))
+        return out
+
+    def _box(self, m: np.ndarray) -> tuple | None:
+        """(y0, y1, x0, x1) around the map's support, empty where it has none; None where the box would
+        cover most of the image (one filter over the whole image is then cheaper)."""
+        ys, xs = np.nonzero(m > SUPPORT)
+        if not len(ys):
+            return 0, 0, 0, 0
+        h, w = m.shape
+        pad = 2 * self.radius + 1
+        y0, y1, x0, x1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad), max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
+        return None if (y1 - y0) * (x1 - x0) > h * w / 2 else (y0, y1, x0, x1)
+
+    def _build(self, guide: np.ndarray):
+        return cv2.ximgproc.createGuidedFilter(np.ascontiguousarray(guide), self.radius, EPS * 255 ** 2)

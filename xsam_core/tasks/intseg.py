@@ -37,7 +37,8 @@ class IntSeg(Task):
     def postprocess(self, ctx: DecodeContext) -> TaskOutput:
         """Among candidates scoring ≥ threshold (or the best one), the mask whose box best overlaps the
         prompt's; candidates in top-k order, so ties resolve as officially. Masks covering a negative
-        point are skipped. Masks are made one at a time: only scores and boxes are kept."""
+        point are skipped. Masks are made one at a time: only scores and boxes are kept. The choice is made on
+        masks as officially upsampled; only the chosen one is snapped to the image (`edges.py`, if the model does)."""
         prompt_box = mask_box(ctx.prompt_masks[0])
         pairs = topk_pairs(ctx)
         candidates = []  # (top-k rank, score, query, box)
@@ -51,7 +52,7 @@ class IntSeg(Task):
             query, _, prob = pairs[rank]
             if prob < ctx.threshold and prob < best:
                 break
-            mask, mask_score = query_mask(ctx, query)
+            mask, mask_score = query_mask(ctx, query, snap=False)  # only the chosen mask is snapped
             if covers_negative(mask, ctx.negative_points):
                 continue
             score = prob * mask_score
