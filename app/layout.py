@@ -39,8 +39,8 @@ def banner(service: Service, logging_on: bool) -> str:
             "This is the embedded **tiny X-SAM** trained on a generated *shapes world*: circles, squares, "
             "triangles, stars, rings and crosses in 8 colours in front of a wall, on a floor. **It can** "
             "segment such scenes in every task (try the examples); about one chat answer in thirty is "
-            "wrong, small shapes are often missed, and captions misname about one object in seven (scores "
-            "in its model card). **It cannot** handle real photos: for those run "
+            "wrong, a small shape is sometimes taken for its neighbour, and captions misname about one "
+            "object in seven (scores in its model card). **It cannot** handle real photos: for those run "
             "`python app.py --model hao9610/X-SAM` on a GPU.")
     if logging_on:
         lines.append("**Notice: this server logs requests** (your images, prompts and results) to disk.")

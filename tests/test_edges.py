@@ -60,7 +60,7 @@ def test_the_radius_is_grid_cells_in_image_pixels():
 
 def test_x_sam_checkpoints_do_not_snap(predictor):
     """A checkpoint in the official layout (the reference fixture) upsamples as officially."""
-    assert predictor.config.mask_snap == 0.0
+    assert predictor.config.mask_snap == 0.0 and "mask_snap" not in predictor.describe()
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,7 @@ def test_snapping_sharpens_the_embedded_model_masks(embedded, look, tmp_path):
     assert snapped["refseg"]["miou"] > raw["refseg"]["miou"] + 0.005
     assert snapped["intseg"]["miou"] > raw["intseg"]["miou"] + 0.005
     assert snapped["genseg/panoptic"]["pq"] > raw["genseg/panoptic"]["pq"]
+
+
+def test_a_result_says_its_edges_were_snapped(embedded):
+    assert embedded.describe()["mask_snap"] == embedded.config.mask_snap == 3.0

@@ -121,6 +121,8 @@ class Predictor:
         info = {"model": self.name, "device": str(self.device), "dtype": str(self.model.dtype).replace("torch.", "")}
         if self.quantized:
             info["llm_weights"] = self.quantized
+        if self.config.mask_snap:
+            info["mask_snap"] = self.config.mask_snap  # mask edges snapped to the image (`tasks/edges.py`)
         return info
 
     @property

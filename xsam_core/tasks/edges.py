@@ -22,6 +22,9 @@ import torch
 # The guided filter's regulariser, for a guide in [0, 1]: colour differences with a standard deviation
 # under about 0.03 (8 of 255) count as flat and are smoothed over; stronger ones hold an edge.
 EPS = 1e-3
+# A mask probability under this counts as none. Where a filter's windows hold no more than that, so does
+# its output, so a mask is filtered only within the box of its support widened by two radii.
+SUPPORT = 1e-3
 
 
 def snap_radius(cells: float, lowres: tuple, canvas: tuple, scaled: tuple, original: tuple) -> int:
@@ -30,11 +33,6 @@ def snap_radius(cells: float, lowres: tuple, canvas: tuple, scaled: tuple, origi
     canvas_per_cell = canvas[-1] / lowres[-1]
     image_per_canvas = max(original) / max(scaled)
     return max(1, round(cells * canvas_per_cell * image_per_canvas))
-
-
-# A mask probability under this counts as none. Where a filter's windows hold no more than that, so does
-# its output, so a mask is filtered only within the box of its support widened by two radii.
-SUPPORT = 1e-3
 
 
 class EdgeSnap:
