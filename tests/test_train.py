@@ -387,6 +387,24 @@ def test_tokens_only_trains_the_image_side_alone(tmp_path):
     assert "lm" in json.loads((out / "log.jsonl").read_text().splitlines()[-1])
 
 
+def test_train_only_moves_the_named_parts_and_keeps_what_the_llm_says(tmp_path):
+    """`--train-only` steps move only the parameters under the named prefixes: the mask decoder learns,
+    the LLM and the training heads stay bit for bit, and a resumed run keeps to the same parts."""
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "2", "--scenes", "2", "--per-scene", "3", "--minutes", "5",
+            "--train-only", "segmentor.pixel_decoder,segmentor.decoder"]
+    assert train.main(args) == 0
+    first = torch.load(out / "state.pt", weights_only=False)
+    assert train.main(args[:3] + ["3"] + args[4:]) == 0  # resumes at step 2 with the same optimizer groups
+    state = torch.load(out / "state.pt", weights_only=False)
+    assert state["step"] == 3
+    before = train.new_run(tmp_path / "fresh", seed=0)[0].state_dict()  # the weights step 1 started from
+    moved = {".".join(k.split(".")[:2]) for k, v in state["model"].items() if not torch.equal(v, before[k])}
+    assert moved == {"segmentor.pixel_decoder", "segmentor.decoder"}, moved
+    for head in ("attr", "tokens", "place"):
+        assert all(torch.equal(v, state[head][k]) for k, v in first[head].items()), head
+
+
 def test_recomputed_attention_weights_are_the_llm_s_own(run):
     """`AttentionInputs.weights` recomputes a few rows of a layer's attention from what the fast kernel
     was given: they must be the weights eager attention returns for the same forward."""

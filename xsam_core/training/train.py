@@ -184,16 +184,22 @@ def train(args) -> None:
     heads = TrainingHeads(model.config)
     model.to(args.device)
     heads.to(args.device)
-    params = [*model.parameters(), *heads.parameters()]
+    if args.train_only:  # everything else, the LLM and its training heads included, stays bit for bit
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(tuple(args.train_only)))
+        heads.requires_grad_(False)
+    params = [p for p in (*model.parameters(), *heads.parameters()) if p.requires_grad]
     # The training-only heads start from scratch in a warm start without --init-heads: a faster rate lets
     # them catch up with the model before their gradients push it around. The phrase-word vectors go
     # faster still: Adam moves a weight by about its rate whatever the gradient, their pull is noisy, and
     # at the heads' rate they reached a norm of 0.3 in 1,300 steps beside conditions of norm 1.9 (8-min
     # reasoning continuations, "leftmost" / "rightmost" conditions at cosine: 10x 0.881, 50x 0.835, 200x
     # 0.808 with the other place sentences drifting together; docs/embedded-chat-analysis.md §16).
-    words = [p for name, p in model.named_parameters() if name.startswith("phrase_words.")]
-    slow = [p for name, p in model.named_parameters() if not name.startswith("phrase_words.")]
-    groups = [{"params": slow, "scale": 1.0}, {"params": list(heads.parameters()), "scale": HEAD_LR_SCALE},
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    words = [p for name, p in trained if name.startswith("phrase_words.")]
+    slow = [p for name, p in trained if not name.startswith("phrase_words.")]
+    groups = [{"params": slow, "scale": 1.0},
+              {"params": [p for p in heads.parameters() if p.requires_grad], "scale": HEAD_LR_SCALE},
               {"params": words, "scale": WORD_LR_SCALE}]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
     step, elapsed = 0, 0.0
@@ -235,7 +241,8 @@ def train(args) -> None:
                 else:
                     losses = compute_losses(model, part, criterion, heads, special)
             loss = share * sum(args.loss_weights[k] * v for k, v in losses.items())
-            loss.backward()
+            if loss.requires_grad:  # with --train-only, a part of chat alone reaches nothing trained
+                loss.backward()
             total += loss.item()
             for k, v in losses.items():
                 logged[k] = logged.get(k, 0.0) + share * v.item()
@@ -377,6 +384,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
+    ap.add_argument("--train-only", type=lambda v: [x for x in v.split(",") if x], default=[],
+                    help="train only the parameters whose names start with one of these comma-separated "
+                         "prefixes, e.g. segmentor.pixel_decoder,segmentor.decoder: the masks change, and what "
+                         "the LLM says stays exactly as it was (give it again on resume)")
     ap.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
     ap.add_argument("--minutes", type=float, default=90.0,
                     help="stop after this much training time; the learning rate decays over whichever "
