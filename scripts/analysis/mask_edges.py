@@ -33,7 +33,7 @@ from xsam_core.tasks.common import to_canvas, to_original  # noqa: E402
 from xsam_core.tasks.edges import EdgeSnap, snap_radius  # noqa: E402
 
 TASKS = ["refseg", "intseg", "genseg/panoptic", "vgdseg"]
-GRID_STRIDE = 2  # canvas pixels per mask-grid cell of the embedded model (its 160-px view, 80 cells)
+GRID_STRIDE = 2  # canvas pixels per mask-grid cell of the embedded model (a 128 x 192 canvas: 64 x 96 cells)
 
 
 def boundary_distance(mask: np.ndarray) -> np.ndarray:
