@@ -64,10 +64,9 @@ def referring_errors(predictor: Predictor, root: str) -> str:
             f"1.5 px {share[0]:.0%}, 1.5-3 px {share[1]:.0%}, farther {share[2]:.0%}")
 
 
-def grid_mask(truth: np.ndarray, proc: dict) -> torch.Tensor:
+def grid_mask(truth: np.ndarray, scaled: tuple, canvas: tuple) -> torch.Tensor:
     """A true mask as a perfect model's mask logits at the original size: area-resized to the
     canvas's mask grid (GRID_STRIDE canvas pixels a cell) and back the predictor's way."""
-    scaled, canvas = sam_view(*truth.shape, proc)
     on_canvas = np.zeros(canvas, np.float32)
     on_canvas[:scaled[0], :scaled[1]] = cv2.resize(truth.astype(np.float32), scaled[::-1], interpolation=cv2.INTER_AREA)
     grid = cv2.resize(on_canvas, (canvas[1] // GRID_STRIDE, canvas[0] // GRID_STRIDE), interpolation=cv2.INTER_AREA)
@@ -98,8 +97,8 @@ def ceiling(root: str, proc: dict, cells: float) -> str:
     for a in anns:
         image = np.asarray(load_image(f"{root}/{files[a['image_id']]}"))
         truth = shapes.annotation_mask(a)
-        logits = grid_mask(truth, proc)
         scaled, canvas = sam_view(*truth.shape, proc)
+        logits = grid_mask(truth, scaled, canvas)
         radius = snap_radius(cells, (canvas[0] // GRID_STRIDE, canvas[1] // GRID_STRIDE), canvas, scaled, truth.shape)
         snapped = EdgeSnap(image, radius)(logits)
         scores += [iou(logits[0].numpy() > 0, truth), iou(snapped[0].numpy() > 0, truth), iou(colour_oracle(image, truth), truth)]
