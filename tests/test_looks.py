@@ -106,7 +106,11 @@ def test_robustness_command_scores_every_look(tmp_path, capsys):
     assert robustness.main(["--n", "2", "--looks", "plain,blur", "--data", str(tmp_path), "--json", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split()[0] == "look" and printed[1].split()[0] == "plain" and printed[2].split()[0] == "blur"
-    scores = json.loads(out.read_text())["scores"]
+    assert printed[-1].startswith("chat questions (count/colour/exists): plain ")
+    written = json.loads(out.read_text())
+    scores, questions = written["scores"], written["chat_questions"]
+    assert set(questions["blur"]) == {"count", "colour", "exists"}
+    assert sum(questions["blur"].values()) > 0
     assert set(scores) == {"plain", "blur"}
     assert 0 <= scores["blur"]["refseg"] <= 1 and 0 <= scores["plain"]["chat"] <= 1
     assert (tmp_path / "blur" / "annotations.json").exists()

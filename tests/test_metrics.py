@@ -269,8 +269,8 @@ def test_exact_match_per_kind():
     m.add("red", "blue", "colour")
     m.add("yes", "yes", "exists")
     m.add("no", "yes", "exists")
-    assert m.result() == {"accuracy": 0.5, "n": 4, "accuracy_colour": 0.0, "accuracy_count": 1.0,
-                          "accuracy_exists": 0.5}
+    assert m.result() == {"accuracy": 0.5, "n": 4, "accuracy_colour": 0.0, "n_colour": 1, "accuracy_count": 1.0,
+                          "n_count": 1, "accuracy_exists": 0.5, "n_exists": 2}
 
 
 def test_gcg_object_phrases_scored_apart_from_stuff():

@@ -406,7 +406,7 @@ def normalize_answer(text: str) -> str:
 
 class ExactMatch:
     """Exact-match accuracy of answers after ``normalize_answer``; with a ``kind`` per question (e.g.
-    count, colour), also ``accuracy_<kind>`` for each kind."""
+    count, colour), also ``accuracy_<kind>`` and its number of questions ``n_<kind>`` for each kind."""
 
     def __init__(self):
         self._hits: list[bool] = []
@@ -419,7 +419,8 @@ class ExactMatch:
     def result(self) -> dict:
         out = {"accuracy": _mean(self._hits), "n": len(self._hits)}
         for kind in sorted({k for k in self._kinds if k}):
-            out[f"accuracy_{kind}"] = _mean([h for h, k in zip(self._hits, self._kinds) if k == kind])
+            hits = [h for h, k in zip(self._hits, self._kinds) if k == kind]
+            out[f"accuracy_{kind}"], out[f"n_{kind}"] = _mean(hits), len(hits)
         return out
 
 

@@ -5,7 +5,8 @@ another way (`shapes.looks`)?
 
 Writes one shapes-world folder per look (plain renderer first) under --data (a temporary folder by
 default), evaluates the model on each with `evaluate`, and prints one row per look with the headline
-metric of every task and its difference from the plain scenes.
+metric of every task and its difference from the plain scenes, then how many questions each chat cell
+holds: at 60 scenes a look, one answer moves a count cell by about 0.05.
 """
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ HEADLINES = {  # column: (task key, metric)
 }
 
 
+CHAT_KINDS = ("count", "colour", "exists")
+
+
 def headline(results: dict) -> dict[str, float]:
     return {col: results.get(task, {}).get(metric, float("nan")) for col, (task, metric) in HEADLINES.items()}
+
+
+def chat_questions(results: dict) -> dict[str, int]:
+    return {kind: results.get("chat", {}).get(f"n_{kind}", 0) for kind in CHAT_KINDS}
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:
@@ -42,6 +50,11 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def questions_line(questions: dict[str, dict[str, int]]) -> str:
+    per_look = ", ".join(f"{look} " + "/".join(str(n[k]) for k in CHAT_KINDS) for look, n in questions.items())
+    return f"chat questions ({'/'.join(CHAT_KINDS)}): {per_look}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="xsam robustness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="model folder, weights file or hub id (default: the embedded model)")
@@ -52,19 +65,21 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the headline scores here")
     args = ap.parse_args(argv)
     predictor = Predictor.load(args.model)
-    rows = {}
+    rows, questions = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data or tmp)
         for look in args.looks.split(","):
             folder = root / look
             if not (folder / "annotations.json").exists():
                 shapes.write_dataset(folder, args.n, args.seed, None if look == "plain" else look)
-            rows[look] = headline(evaluate(predictor, folder))
+            results = evaluate(predictor, folder)
+            rows[look], questions[look] = headline(results), chat_questions(results)
             print(f"# {look} done", file=sys.stderr)
     print(table(rows))
+    print(questions_line(questions))
     if args.json:
         Path(args.json).write_text(json.dumps({"model": predictor.name, "n": args.n, "seed": args.seed,
-                                               "scores": rows}, indent=1))
+                                               "scores": rows, "chat_questions": questions}, indent=1))
     return 0
 
 
