@@ -4,7 +4,8 @@
 
 Asks "How many shapes are there?" of every image of shapes-world folders through `Predictor.predict`
 and prints, per true number of things, how many answers are right and what was answered instead:
-the count's mean score hides the scenes where counting is hard (many things, small ones).
+the count's mean score hides the scenes where counting is hard (many things, small ones). The last row
+is every scene: three times the count questions of the folder's chat sets, which ask it of a third.
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ def main(argv=None) -> None:
             answers[things[image["id"]]][normalize_answer(pred.text)] += 1
 
     print(f"{'things':>6} {'n':>4} {'right':>6}  answers")
+    right = 0
     for n, got in sorted(answers.items()):
         total, truth = sum(got.values()), shapes.NUMBER_WORDS[n]
         others = ", ".join(f"{a} {k}" for a, k in got.most_common() if a != truth)
         print(f"{n:>6} {total:>4} {got[truth] / total:>6.2f}  {others}")
+        right += got[truth]
+    scenes = sum(sum(got.values()) for got in answers.values())
+    print(f"{'all':>6} {scenes:>4} {right / scenes:>6.3f}")
 
 
 if __name__ == "__main__":
