@@ -9,7 +9,7 @@ from xsam_core import shapes
 from xsam_core.evaluation.evaluate import evaluate
 from xsam_core.evaluation.metrics import iou
 from xsam_core.inference.predictor import Predictor
-from xsam_core.tasks.edges import EdgeSnap, snap_radius
+from xsam_core.tasks.edges import WHOLE_FILTER_BYTES_PER_PIXEL, EdgeSnap, snap_radius
 
 
 def square_scene(h=90, w=120):
@@ -89,3 +89,26 @@ def test_snapping_sharpens_the_embedded_model_masks(embedded, look, tmp_path):
 
 def test_a_result_says_its_edges_were_snapped(embedded):
     assert embedded.describe()["mask_snap"] == embedded.config.mask_snap == 3.0
+
+
+def test_a_cached_image_keeps_its_edge_filter(embedded, tmp_path):
+    """Panoptic class scores are snapped by a filter over the whole image: it is built on the first request
+    on an image, kept with the image's cache entry (its bytes counted against the cache's budget) and reused
+    by later requests on it, which get the same masks."""
+    shapes.write_dataset(tmp_path, 1, seed=4243)
+    coco, requests = shapes.load_dataset(tmp_path)
+    image = shapes.dataset_image(tmp_path, coco["images"][0])
+    request = next(r for r in requests if shapes.task_key(r) == "genseg/panoptic")
+    embedded.cache.clear()
+    first = embedded.predict(image, request["task"], request["text"], request["prompts"])
+    entry, hit = embedded.encode(image)
+    assert hit and len(entry.snaps) == 1
+    snap = next(iter(entry.snaps.values()))
+    h, w = image.shape[:2] if isinstance(image, np.ndarray) else (image.height, image.width)
+    assert snap.whole is not None and snap.nbytes() >= (3 + WHOLE_FILTER_BYTES_PER_PIXEL) * h * w
+    assert entry.nbytes() >= entry.encoding.nbytes() + snap.nbytes()
+    second = embedded.predict(image, request["task"], request["text"], request["prompts"])
+    assert second.info["image_cached"] and next(iter(entry.snaps.values())) is snap
+    assert [s.label for s in second.segments] == [s.label for s in first.segments] and first.segments
+    for a, b in zip(first.segments, second.segments):
+        assert np.array_equal(a.mask, b.mask)

@@ -1,5 +1,6 @@
-"""What the Predictor keeps per image: the encodings and the LLM's KV cache of the shared prompt
-prefix (template head + image tokens), in a least-recently-used cache bounded by bytes."""
+"""What the Predictor keeps per image: the encodings, the LLM's KV cache of the shared prompt prefix
+(template head + image tokens) and the mask-edge filter over its pixels, in a least-recently-used cache
+bounded by bytes."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ class ImageEntry:
     scaled: tuple  # (h, w) of the image on the SAM canvas
     canvas: tuple  # (H, W) of the SAM canvas
     prefixes: dict = field(default_factory=dict)  # prefix ids → Prefix
+    snaps: dict = field(default_factory=dict)  # radius → EdgeSnap over the image (tasks/edges.py)
 
     def nbytes(self) -> int:
-        return self.encoding.nbytes() + sum(p.nbytes() for p in self.prefixes.values())
+        return (self.encoding.nbytes() + sum(p.nbytes() for p in self.prefixes.values())
+                + sum(s.nbytes() for s in self.snaps.values()))
 
 
 class ByteLRU:

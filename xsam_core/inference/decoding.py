@@ -77,18 +77,21 @@ def decode_masks(model: XSamModel, task: Task, encoding, hidden: torch.Tensor, c
 
 def postprocess(task: Task, out, canvas: tuple, scaled, original, threshold: float, labels: list[str],
                 meta: dict, canvas_masks: list, negative_points: list, image=None,
-                snap_cells: float = 0.0) -> tuple[TaskOutput, list]:
+                snap_cells: float = 0.0, snaps: dict | None = None) -> tuple[TaskOutput, list]:
     """The task's post-processing; mask logits stay low-resolution on the model's device (tasks upsample
     only what they keep), and with `snap_cells` their edges snap to `image`'s within that many mask-grid
-    cells (`edges.py`; `image` is the RGB PIL image). Also returns the visual-prompt masks at the original
-    size."""
+    cells (`edges.py`; `image` is the RGB PIL image; `snaps`, radius → EdgeSnap, keeps the filters for
+    later requests on the same image). Also returns the visual-prompt masks at the original size."""
     prompt_masks = [to_original(m[None].float(), scaled, original, "nearest")[0].bool().cpu().numpy()
                     for m in canvas_masks]
     lowres = out.mask_logits_lowres[-1]
     snap = None
     if snap_cells:
         radius = snap_radius(snap_cells, lowres.shape[-2:], canvas_shape(canvas), scaled, original)
-        snap = EdgeSnap(np.asarray(image), radius)
+        snaps = {} if snaps is None else snaps
+        if radius not in snaps:
+            snaps[radius] = EdgeSnap(np.asarray(image), radius)
+        snap = snaps[radius]
     ctx = DecodeContext(out.class_logits.float(), lowres, canvas, scaled, original,
                         threshold, labels, meta, prompt_masks, negative_points, snap)
     return task.postprocess(ctx), prompt_masks

@@ -280,7 +280,8 @@ class Predictor:
             result, pred.regions = decoding.postprocess(
                 spec, out, entry.canvas, entry.scaled, pred.image_size, threshold,
                 labels[:n_cond], meta, canvas_masks, regions.negative_points, img,
-                self.config.mask_snap)
+                self.config.mask_snap, entry.snaps)
+            self.cache.shrink()  # the entry may now hold a whole-image filter
         pred.segments, pred.label_map, pred.rejected = result.segments, result.label_map, result.rejected
         pred.info.update(result.extra)
         return pred
