@@ -104,7 +104,7 @@ def test_a_cached_image_keeps_its_edge_filter(embedded, tmp_path):
     entry, hit = embedded.encode(image)
     assert hit and len(entry.snaps) == 1
     snap = next(iter(entry.snaps.values()))
-    h, w = image.shape[:2] if isinstance(image, np.ndarray) else (image.height, image.width)
+    h, w = image.shape[:2]  # dataset_image gives an RGB array
     assert snap.whole is not None and snap.nbytes() >= (3 + WHOLE_FILTER_BYTES_PER_PIXEL) * h * w
     assert entry.nbytes() >= entry.encoding.nbytes() + snap.nbytes()
     second = embedded.predict(image, request["task"], request["text"], request["prompts"])

@@ -23,7 +23,7 @@ sys.path.insert(0, ".")
 from xsam_core.evaluation.bench import scene_image  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
 
-REQUESTS = {  # task: (task, text)
+REQUESTS = {  # name: (task, text)
     "panoptic": ("genseg", "pan: star, ring, square, circle, cross, triangle; sem: wall, floor"),
     "refseg": ("refseg", "the wall"),
 }
