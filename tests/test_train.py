@@ -1,6 +1,8 @@
 """The trainer: batches hold what they claim, a few steps reduce the loss, runs resume and export."""
 
 import json
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -129,6 +131,28 @@ def test_chat_every_scene_asks_each_scene_its_chat_set(run):
         chat = [s for s in batch.samples if s.image == image and s.task == "chat"]
         assert 2 <= len(chat) <= CHAT_SET and len({tuple(s.ids) for s in chat}) == len(chat)
         assert len([s for s in batch.samples if s.image == image and s.task != "chat"]) == 3
+
+
+def test_shape_counts_ask_two_shapes_whose_counts_differ(run):
+    """--shape-counts P: that share of chat sets also asks "How many <shape> shapes are there?" of a shape
+    the scene holds and of one with another count, answered with the true number word."""
+    _, model, tokenizer = run
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        scene = shapes.generate_scene(rng)
+        counts = Counter(t.shape for t in scene.objects)
+        asked = [(re.fullmatch(r"How many (\w+) shapes are there\?", q["text"]).group(1), q["answer"])
+                 for q in shapes.shape_counts(scene, rng)]
+        assert counts[asked[0][0]] >= 1 and all(answer == shapes.NUMBER_WORDS[counts[shape]] for shape, answer in asked)
+        # a second shape whose count differs, wherever one does (not when all six shapes are there once)
+        assert len(asked) == 2 and counts[asked[1][0]] != counts[asked[0][0]] or len(counts) == 6 == len(scene.objects)
+    (batch,) = train.make_batch(5, 0, 3, 0, model.config, tokenizer, chat_every_scene=True, shape_counts=1.0)
+    for image in range(3):
+        asked = [tokenizer.decode([i for i in s.ids if 0 <= i < len(tokenizer)]) for s in batch.samples
+                 if s.image == image and s.task == "chat"]
+        assert sum(" shapes are there" in q and "how many shapes" not in q for q in asked) == 2, asked
+    (plain,) = train.make_batch(5, 0, 3, 0, model.config, tokenizer, chat_every_scene=True)
+    assert len(plain.samples) == len(batch.samples) - 6
 
 
 def test_look_weights_choose_the_looks_scenes_are_drawn_in(run, monkeypatch):

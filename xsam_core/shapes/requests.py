@@ -204,6 +204,17 @@ def chat_set(scene: Scene, rng: np.random.Generator, n: int) -> list[dict]:
     return [_request("chat", text, answer=answer) for text, answer in questions]
 
 
+def shape_counts(scene: Scene, rng: np.random.Generator) -> list[dict]:
+    """"How many <shape> shapes are there?" for a shape the scene holds and for one whose count differs
+    (a number word, "zero" for an absent shape): the pair can only both be answered by counting the
+    shape each one names, not all of them (a hint for "How many shapes are there?", analysis §35)."""
+    counts = Counter(t.shape for t in scene.objects)
+    first = pick(rng, [s for s in SHAPES if counts[s]])
+    others = [s for s in SHAPES if counts[s] != counts[first]]  # none when all six shapes are there once
+    return [_request("chat", f"How many {s} shapes are there?", answer=NUMBER_WORDS[counts[s]])
+            for s in [first, *([pick(rng, others)] if others else [])]]
+
+
 def _holds(a: Thing, b: Thing, relation: str, margin: float) -> bool:
     axis, sign = RELATIONS[relation]
     return sign * (a.centroid[axis] - b.centroid[axis]) > margin

@@ -210,7 +210,7 @@ def siglip_frame(labels: torch.Tensor, scaled) -> torch.Tensor:
 def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfig, tokenizer,
                task_weights: dict | None = None, chat_every_scene: bool = False,
                look_weights: dict | None = None, caption_slips: float = 0.0, crowded: float = 0.0,
-               absent: float = 0.0) -> list[Batch]:
+               absent: float = 0.0, shape_counts: float = 0.0) -> list[Batch]:
     """Step `step`'s scenes and requests: always the same for the same (seed, step, weights), as one
     Batch per SAM canvas among them (images of one canvas encode together; a model with X-SAM's square
     view gets one). With `chat_every_scene`, every scene gets its chat set besides its `per_scene` other
@@ -218,7 +218,9 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
     `caption_slips`: the share of grounded captions trained after a slip (`make_sample`). `crowded`: the
     share of scenes drawn with CROWDED or more shapes, where counting and captions fail most (analysis §26).
     `absent`: the share of referring requests that name an object the scene does not hold
-    (`shapes.absent_refseg`), so that the best query's score can say "not there" (X-SAM issue 8)."""
+    (`shapes.absent_refseg`), so that the best query's score can say "not there" (X-SAM issue 8).
+    `shape_counts`: the share of chat sets that also ask how many of two shapes there are
+    (`shapes.shape_counts`), counting by shape as a way to count them all."""
     rng = np.random.default_rng([seed, step])
     template = cfg.template_strings
     longest = cfg.sam_processor["longest_edge"]
@@ -249,6 +251,8 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         requests["chat"] = chat = shapes.chat_set(scene, rng, CHAT_SET)
         if absent and "refseg" in requests and rng.random() < absent:  # drawn only when asked, as above
             requests["refseg"] = [shapes.absent_refseg(scene, rng)]
+        if shape_counts and rng.random() < shape_counts:  # drawn only when asked, as above
+            chat += shapes.shape_counts(scene, rng)
         available = [i for i, key in enumerate(keys) if key in requests]
         p = weights[available] / weights[available].sum()
         for i in rng.choice(available, size=min(per_scene, len(available)), replace=False, p=p):

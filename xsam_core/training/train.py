@@ -284,7 +284,7 @@ class StepBatches(IterableDataset):
         for step in range(self.start, a.steps):
             yield make_batch(step, a.seed, a.scenes, 0 if a.tokens_only else a.per_scene, self.cfg,
                              self.tokenizer, a.weights, a.chat_every_scene and not a.tokens_only,
-                             a.look_weights, a.caption_slips, a.crowded, a.absent)
+                             a.look_weights, a.caption_slips, a.crowded, a.absent, a.shape_counts)
 
 
 def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
@@ -381,6 +381,9 @@ def main(argv=None) -> int:
     ap.add_argument("--absent", type=float, default=0.0,
                     help="the share of referring requests that name an object the scene does not hold, trained "
                          "to score under the threshold, so that \"not there\" is said (give it again on resume)")
+    ap.add_argument("--shape-counts", type=float, default=0.0,
+                    help="the share of chat sets that also ask \"How many <shape> shapes are there?\" of two shapes "
+                         "with different counts (give it again on resume)")
     ap.add_argument("--tokens-only", action="store_true",
                     help="train only the image encoders on the token labels (no requests, no LLM): many "
                          "more images a minute, e.g. with --scenes 32")
