@@ -31,9 +31,9 @@ from .requests import (
     absent_refseg,
     chat_kind,
     chat_set,
-    shape_counts,
     is_chat_form,
     make_tasks,
+    shape_counts,
     task_key,
     visual_prompt,
 )
@@ -60,7 +60,8 @@ __all__ = [
     "LOOKS", "random_look",
     # requests
     "GENSEG_MODES", "PROMPT_KINDS", "NUMBER_WORDS", "RELATIONS", "EXTREMES", "SHAPE_RIDDLES",
-    "CHAT_FORMS", "absent_refseg", "visual_prompt", "chat_kind", "chat_set", "shape_counts", "is_chat_form", "make_tasks", "task_key",
+    "CHAT_FORMS", "absent_refseg", "visual_prompt", "chat_kind", "chat_set", "shape_counts", "is_chat_form",
+    "make_tasks", "task_key",
     # dataset folders
     "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
     "dataset_image", "task_requests", "annotation_mask", "main",
