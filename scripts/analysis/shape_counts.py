@@ -46,7 +46,8 @@ def main(argv=None) -> None:
         others = ", ".join(f"{a} {k}" for a, k in got.most_common(4) if a != truth)
         print(f"{n:>6} {total:>5} {got[truth] / total:>6.2f}  {others}")
     held = {n: got for n, got in answers.items() if n}
-    asked, right = sum(sum(got.values()) for got in held.values()), sum(got[shapes.NUMBER_WORDS[n]] for n, got in held.items())
+    asked = sum(sum(got.values()) for got in held.values())
+    right = sum(got[shapes.NUMBER_WORDS[n]] for n, got in held.items())
     print(f"{'held':>6} {asked:>5} {right / asked:>6.3f}  (a shape the scene holds)")
     print(f"{'all':>6} {scenes:>5} {total_right / scenes:>6.3f}  (How many shapes are there?)")
 

@@ -18,13 +18,11 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor  # noqa: E402
-from xsam_core.inference.processing import sam_pixels, siglip_pixels  # noqa: E402
 
 
 class CountProbe(nn.Module):
@@ -41,17 +39,13 @@ class CountProbe(nn.Module):
         return self.out(self.layer(x, src_key_padding_mask=pad)[:, 0])
 
 
-def encode(model, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def encode(predictor: Predictor, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n scenes, as many of each number of shapes: tokens [n, N, D] (zero-padded), pad mask, counts."""
-    cfg, rows, counts = model.config, [], []
-    with torch.no_grad():
-        for i in range(n):
-            scene = shapes.generate_scene(rng, n_things=1 + i % shapes.MAX_THINGS)
-            pil = Image.fromarray(scene.image)
-            enc = model.encode_images(siglip_pixels(pil, cfg.siglip_processor), sam_pixels(pil, cfg.sam_processor)[0],
-                                      pixels=False)
-            rows.append(enc.image_tokens[0].float())
-            counts.append(len(scene.objects))
+    rows, counts = [], []
+    for i in range(n):
+        scene = shapes.generate_scene(rng, n_things=1 + i % shapes.MAX_THINGS)
+        rows.append(predictor.encode(scene.image)[0].encoding.image_tokens[0].float())
+        counts.append(len(scene.objects))
     longest = max(len(r) for r in rows)
     tokens = torch.zeros(n, longest, rows[0].shape[1])
     pad = torch.ones(n, longest, dtype=torch.bool)
@@ -69,9 +63,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=77)
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    model = Predictor.load(args.model).model.float().eval()
+    predictor = Predictor.load(args.model)
+    predictor.model.float()  # tokens as float32, the probe's dtype
     rng = np.random.default_rng(args.seed)
-    train, test = encode(model, args.train, rng), encode(model, args.test, rng)
+    train, test = encode(predictor, args.train, rng), encode(predictor, args.test, rng)
     scale = train[0][~train[1]].std()  # tokens to about unit scale
     probe = CountProbe(train[0].shape[-1])
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.01)

@@ -19,22 +19,18 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from scipy import ndimage
 
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor  # noqa: E402
-from xsam_core.inference.processing import sam_pixels, siglip_pixels  # noqa: E402
 from xsam_core.training.losses import TokenHead  # noqa: E402
 
 
-def named_tokens(model, head, image: np.ndarray) -> np.ndarray:
+def named_tokens(predictor: Predictor, head: TokenHead, image: np.ndarray) -> np.ndarray:
     """The token head's shape index (6 = none) for each of SAM's tokens, as their (rows, cols) grid."""
-    cfg, pil = model.config, Image.fromarray(image)
-    pixels, _ = sam_pixels(pil, cfg.sam_processor)
-    enc = model.encode_images(siglip_pixels(pil, cfg.siglip_processor), pixels, pixels=False)
-    return head.logits(enc.seg_tokens.float())[0][0].argmax(-1).view(*enc.seg_grid).numpy()
+    seg_map = predictor.encode(image)[0].encoding.seg_map  # [rows, cols, D]: SAM's tokens as the LLM gets them
+    return head.logits(seg_map.float())[0].argmax(-1).numpy()
 
 
 def read_counts(named: np.ndarray) -> collections.Counter:
@@ -50,8 +46,9 @@ def main(argv=None) -> None:
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--seed", type=int, default=99)
     args = ap.parse_args(argv)
-    model = Predictor.load(args.model).model.float().eval()
-    head = TokenHead(model.config.llm_hidden)
+    predictor = Predictor.load(args.model)
+    predictor.model.float()  # the token head's dtype
+    head = TokenHead(predictor.config.llm_hidden)
     head.load_state_dict(torch.load(f"{args.model}/state.pt", weights_only=False, map_location="cpu")["tokens"])
     per_shape = collections.defaultdict(lambda: [0, 0])  # true count of a shape → [right, asked]
     per_scene = collections.defaultdict(lambda: [0, 0])  # things in the scene → [right, scenes]
@@ -60,7 +57,7 @@ def main(argv=None) -> None:
         for _ in range(args.scenes):
             scene = shapes.generate_scene(rng)
             truth = collections.Counter(t.shape for t in scene.objects)
-            named = named_tokens(model, head, scene.image)
+            named = named_tokens(predictor, head, scene.image)
             read = read_counts(named)
             for shape in shapes.SHAPES:
                 per_shape[truth[shape]][0] += read[shape] == truth[shape]
