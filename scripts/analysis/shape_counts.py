@@ -4,8 +4,8 @@
 
 Asks "How many <shape> shapes are there?" (`shapes.shape_counts`' question; run 50 trained it) of every
 image of shapes-world folders for each of the six shapes, through `Predictor.predict`, and prints per
-true count of that shape (0 = absent) how many answers are right and what was answered instead; then
-"How many shapes are there?" on the same images, to see whether counting by shape helps counting all.
+true count of that shape (0 = absent) how many answers are right and what was answered instead (the
+count of all shapes is `chat_count.py`'s).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from xsam_core.evaluation.metrics import normalize_answer  # noqa: E402
 def main(argv=None) -> None:
     folders, predictor = folders_and_predictor(__doc__, argv)
     answers = collections.defaultdict(collections.Counter)  # true count of the shape → answer → times
-    total_right = scenes = 0
     for root in folders:
         coco, _ = shapes.load_dataset(root)
         names = {c["id"]: c["name"] for c in coco["categories"] if c["isthing"]}
@@ -36,9 +35,6 @@ def main(argv=None) -> None:
             for shape in shapes.SHAPES:
                 pred = predictor.predict(pixels, "chat", f"How many {shape} shapes are there?")
                 answers[held[shape]][normalize_answer(pred.text)] += 1
-            pred = predictor.predict(pixels, "chat", "How many shapes are there?")
-            total_right += normalize_answer(pred.text) == shapes.NUMBER_WORDS[sum(held.values())]
-            scenes += 1
 
     print(f"{'count':>6} {'n':>5} {'right':>6}  answers")
     for n, got in sorted(answers.items()):
@@ -49,7 +45,6 @@ def main(argv=None) -> None:
     asked = sum(sum(got.values()) for got in held.values())
     right = sum(got[shapes.NUMBER_WORDS[n]] for n, got in held.items())
     print(f"{'held':>6} {asked:>5} {right / asked:>6.3f}  (a shape the scene holds)")
-    print(f"{'all':>6} {scenes:>5} {total_right / scenes:>6.3f}  (How many shapes are there?)")
 
 
 if __name__ == "__main__":
