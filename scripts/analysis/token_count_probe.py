@@ -1,11 +1,13 @@
 """Issue 10: is the count in the image tokens? A small probe trained to read it from them says.
 
     python scripts/analysis/token_count_probe.py [--model DIR] [--train 1500] [--test 300] [--epochs 40]
+        [--dim 64] [--layers 1] [--tokens all|siglip|sam]
 
-Chat counts all shapes right up to four and fails at five and six (analysis §34-35). This encodes
+Chat counts all shapes right up to four and fails at five and six (analysis §34-36). This encodes
 scenes with 1-6 shapes (as many of each number) into the image tokens the LLM reads (SigLIP's and SAM's,
-`encode_images`), and trains a probe on them: a linear map to 64 dims, one self-attention layer over the
-tokens with a learnt summary token, and a linear read-out of the number of shapes. Printed: the probe's
+`encode_images`, or only one of the two), and trains a probe on them: a linear map to `--dim` dims,
+`--layers` self-attention layers over the tokens with a learnt summary token, and a linear read-out of
+the number of shapes. Printed: the probe's
 accuracy on held-out scenes by number of shapes, next to nothing else (chat's is `chat_count.py`'s). A
 probe smaller than the LLM that counts five and six where chat does not says the count is there and the
 LLM does not read it; one that fails says nothing about the LLM, only that this probe could not.
@@ -26,11 +28,12 @@ from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor  # noqa: E40
 
 
 class CountProbe(nn.Module):
-    def __init__(self, width: int, dim: int = 64):
+    def __init__(self, width: int, dim: int = 64, layers: int = 1):
         super().__init__()
         self.inp = nn.Linear(width, dim)
         self.summary = nn.Parameter(torch.zeros(1, 1, dim))
-        self.layer = nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.0, batch_first=True)
+        layer = nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.0, batch_first=True)
+        self.layer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(dim, shapes.MAX_THINGS + 1)
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
@@ -39,12 +42,16 @@ class CountProbe(nn.Module):
         return self.out(self.layer(x, src_key_padding_mask=pad)[:, 0])
 
 
-def encode(predictor: Predictor, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """n scenes, as many of each number of shapes: tokens [n, N, D] (zero-padded), pad mask, counts."""
+def encode(predictor: Predictor, n: int, rng: np.random.Generator, part: str = "all"
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n scenes, as many of each number of shapes: tokens [n, N, D] (zero-padded), pad mask, counts.
+    `part`: all image tokens, or only SigLIP's or SAM's."""
     rows, counts = [], []
     for i in range(n):
         scene = shapes.generate_scene(rng, n_things=1 + i % shapes.MAX_THINGS)
-        rows.append(predictor.encode(scene.image)[0].encoding.image_tokens[0].float())
+        enc = predictor.encode(scene.image)[0].encoding
+        tokens, n_sam = enc.image_tokens[0].float(), enc.seg_map.shape[0] * enc.seg_map.shape[1]
+        rows.append({"all": tokens, "siglip": tokens[:-n_sam], "sam": tokens[-n_sam:]}[part])
         counts.append(len(scene.objects))
     longest = max(len(r) for r in rows)
     tokens = torch.zeros(n, longest, rows[0].shape[1])
@@ -61,14 +68,17 @@ def main(argv=None) -> None:
     ap.add_argument("--test", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=77)
+    ap.add_argument("--dim", type=int, default=64, help="the probe's width")
+    ap.add_argument("--layers", type=int, default=1, help="the probe's self-attention layers")
+    ap.add_argument("--tokens", choices=["all", "siglip", "sam"], default="all", help="which image tokens it reads")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     predictor = Predictor.load(args.model)
     predictor.model.float()  # tokens as float32, the probe's dtype
     rng = np.random.default_rng(args.seed)
-    train, test = encode(predictor, args.train, rng), encode(predictor, args.test, rng)
+    train, test = encode(predictor, args.train, rng, args.tokens), encode(predictor, args.test, rng, args.tokens)
     scale = train[0][~train[1]].std()  # tokens to about unit scale
-    probe = CountProbe(train[0].shape[-1])
+    probe = CountProbe(train[0].shape[-1], args.dim, args.layers)
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.01)
     for epoch in range(args.epochs):
         for batch in torch.randperm(args.train).split(32):
@@ -79,7 +89,8 @@ def main(argv=None) -> None:
     with torch.no_grad():
         got = probe(test[0] / scale, test[1]).argmax(-1)
         seen = probe(train[0] / scale, train[1]).argmax(-1)
-    print(f"{args.model}: probe trained on {args.train} scenes for {args.epochs} epochs, tested on {args.test}")
+    print(f"{args.model}: probe ({args.dim} wide, {args.layers} layer{'s' * (args.layers > 1)}, {args.tokens} tokens) trained on "
+          f"{args.train} scenes for {args.epochs} epochs, tested on {args.test}")
     print(f"  train accuracy {(seen == train[2]).float().mean():.3f}; held-out by number of shapes: " + ", ".join(
         f"{k}: {(got[test[2] == k] == k).float().mean():.2f}" for k in range(1, shapes.MAX_THINGS + 1)))
 
