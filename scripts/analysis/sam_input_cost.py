@@ -4,7 +4,8 @@
 
 The aspect look is the widest gap left (a 3:1 image leaves SAM's 128-px view a short side of about
 37 px). Before training a larger view, this times the benchmark's cold request (`bench.worker`: a
-640×480 scene, one click, intseg) with the shipped config at each SAM input size: random weights
+640×480 scene, one click, intseg) with the shipped config at each SAM input size (the square, and the
+aspect canvases scaled alike): random weights
 (N(0, 0.02)), the LLM's context widened to 1024 positions since one token per SAM patch makes a
 192-px view 576 tokens. Sizes alternate within each round so that machine noise falls on all alike.
 Random weights draw more masks than trained ones, so postprocess reads higher than the benchmark's.
@@ -20,11 +21,18 @@ from xsam_core.evaluation import bench  # noqa: E402
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor, build_model  # noqa: E402
 from xsam_core.modeling.checkpoint import load_tokenizer  # noqa: E402
 from xsam_core.modeling.config import XSamConfig  # noqa: E402
+from xsam_core.training.train import check_canvases  # noqa: E402
 
 
 def embedded_at(size: int) -> Predictor:
     cfg = XSamConfig.load(f"{EMBEDDED_MODEL}/config.json")
-    cfg.sam["image_size"] = cfg.sam_processor["longest_edge"] = size
+    # the aspect canvases grow with the square (each side to the nearest 32 px), or a 640×480 scene,
+    # which SAM sees on a canvas, would not see the new size at all
+    scale = size / cfg.sam_processor["longest_edge"]
+    canvases = [[max(32, round(side * scale / 32) * 32) for side in c] for c in cfg.sam_processor.get("canvases", [])]
+    check_canvases(cfg, canvases)
+    cfg.sam_processor = {**cfg.sam_processor, "longest_edge": size, "canvases": canvases}
+    cfg.sam["image_size"] = size
     cfg.llm["max_position_embeddings"] = cfg.max_length = 1024
     model = bench.random_init(build_model(cfg))
     return Predictor(model, load_tokenizer(EMBEDDED_MODEL), name=f"embedded, SAM {size} px")
@@ -40,7 +48,7 @@ def main():
         for size in args.sizes:
             bench.load = lambda *_, s=size, **__: embedded_at(s)  # the worker's own loader, redirected
             ms = bench.worker("embedded", "cold", args.repeats)["ms"]
-            print(f"round {r} SAM {size} px: " + " ".join(f"{k} {v:.1f}" for k, v in ms.items() if v), flush=True)
+            print(f"round {r} SAM {size} px (canvases {embedded_at(size).model.config.sam_processor['canvases']}): " + " ".join(f"{k} {v:.1f}" for k, v in ms.items() if v), flush=True)
 
 
 if __name__ == "__main__":
