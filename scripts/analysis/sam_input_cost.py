@@ -21,16 +21,14 @@ from xsam_core.evaluation import bench  # noqa: E402
 from xsam_core.inference.predictor import EMBEDDED_MODEL, Predictor, build_model  # noqa: E402
 from xsam_core.modeling.checkpoint import load_tokenizer  # noqa: E402
 from xsam_core.modeling.config import XSamConfig  # noqa: E402
-from xsam_core.training.train import check_canvases  # noqa: E402
+from xsam_core.training.train import canvas_unit  # noqa: E402
 
 
 def canvases_at(cfg: XSamConfig, size: int) -> list:
-    """The aspect canvases grown with the square (each side to the nearest 32 px): a 640×480 scene is
-    seen on a canvas, so the square alone would not change its request at all."""
-    scale = size / cfg.sam_processor["longest_edge"]
-    canvases = [[max(32, round(side * scale / 32) * 32) for side in c] for c in cfg.sam_processor.get("canvases", [])]
-    check_canvases(cfg, canvases)
-    return canvases
+    """The aspect canvases grown with the square (each side to the nearest `canvas_unit`, 32 px): a
+    640×480 scene is seen on a canvas, so the square alone would not change its request at all."""
+    scale, unit = size / cfg.sam_processor["longest_edge"], canvas_unit(cfg)
+    return [[max(unit, round(side * scale / unit) * unit) for side in c] for c in cfg.sam_processor.get("canvases", [])]
 
 
 def embedded_at(size: int) -> Predictor:

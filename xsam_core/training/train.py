@@ -91,11 +91,17 @@ def new_run(out: Path, seed: int, init: str | None = None, siglip_size: int | No
     return model, tokenizer
 
 
-def check_canvases(cfg: XSamConfig, canvases: list) -> None:
-    """Every canvas side a whole number of SAM patches that the connector's coarsest map (pixel-shuffled
-    by its smallest scale) and the LLM's pixel shuffle divide evenly."""
+def canvas_unit(cfg: XSamConfig) -> int:
+    """The pixels every SAM canvas side is a multiple of: a whole number of SAM patches that the
+    connector's coarsest map (pixel-shuffled by its smallest scale) and the LLM's pixel shuffle divide
+    evenly."""
     scales = [s for s in cfg.connector_scales + [cfg.seg_downsample_ratio] if s < 1]
-    unit = cfg.sam["patch_size"] * round(1 / min(scales, default=1))
+    return cfg.sam["patch_size"] * round(1 / min(scales, default=1))
+
+
+def check_canvases(cfg: XSamConfig, canvases: list) -> None:
+    """Every canvas side a multiple of `canvas_unit`."""
+    unit = canvas_unit(cfg)
     bad = [c for c in canvases if any(side % unit for side in c)]
     if bad:
         raise ValueError(f"SAM canvases {bad}: every side must be a multiple of {unit} px")
