@@ -22,26 +22,41 @@ from xsam_core.evaluation.metrics import normalize_answer  # noqa: E402
 QUESTION = "How many shapes are there?"
 
 
+def held_shapes(coco: dict) -> dict[int, collections.Counter]:
+    """Image id → shape → how many of it the image holds (a shapes-world folder's annotations)."""
+    names = {c["id"]: c["name"] for c in coco["categories"] if c["isthing"]}
+    held = collections.defaultdict(collections.Counter)
+    for a in coco["annotations"]:
+        if a["category_id"] in names:
+            held[a["image_id"]][names[a["category_id"]]] += 1
+    return held
+
+
+def print_answers(answers: dict, title: str, top: int | None = None) -> dict[int, tuple[int, int]]:
+    """One row per true count (`answers`: count → normalised answer → times): how many were asked, the
+    share right, and the `top` most common wrong answers. Returns count → (right, asked)."""
+    print(f"{title:>6} {'n':>4} {'right':>6}  answers")
+    out = {}
+    for n, got in sorted(answers.items()):
+        total, truth = sum(got.values()), shapes.NUMBER_WORDS[n]
+        others = ", ".join(f"{a} {k}" for a, k in got.most_common(top) if a != truth)
+        print(f"{n:>6} {total:>4} {got[truth] / total:>6.2f}  {others}")
+        out[n] = got[truth], total
+    return out
+
+
 def main(argv=None) -> None:
     folders, predictor = folders_and_predictor(__doc__, argv)
     answers = collections.defaultdict(collections.Counter)  # true count → answer → times
     for root in folders:
         coco, _ = shapes.load_dataset(root)
-        thing_ids = {c["id"] for c in coco["categories"] if c["isthing"]}
-        things = collections.Counter(a["image_id"] for a in coco["annotations"] if a["category_id"] in thing_ids)
+        held = held_shapes(coco)
         for image in coco["images"]:
             pred = predictor.predict(shapes.dataset_image(root, image), "chat", QUESTION)
-            answers[things[image["id"]]][normalize_answer(pred.text)] += 1
+            answers[sum(held[image["id"]].values())][normalize_answer(pred.text)] += 1
 
-    print(f"{'things':>6} {'n':>4} {'right':>6}  answers")
-    right = 0
-    for n, got in sorted(answers.items()):
-        total, truth = sum(got.values()), shapes.NUMBER_WORDS[n]
-        others = ", ".join(f"{a} {k}" for a, k in got.most_common() if a != truth)
-        print(f"{n:>6} {total:>4} {got[truth] / total:>6.2f}  {others}")
-        right += got[truth]
-    scenes = sum(sum(got.values()) for got in answers.values())
-    print(f"{'all':>6} {scenes:>4} {right / scenes:>6.3f}")
+    right, asked = map(sum, zip(*print_answers(answers, "things").values()))
+    print(f"{'all':>6} {asked:>4} {right / asked:>6.3f}")
 
 
 if __name__ == "__main__":

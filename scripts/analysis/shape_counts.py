@@ -14,6 +14,7 @@ import collections
 import sys
 
 sys.path.insert(0, ".")
+from chat_count import held_shapes, print_answers  # noqa: E402
 from folders_cli import folders_and_predictor  # noqa: E402
 
 from xsam_core import shapes  # noqa: E402
@@ -25,26 +26,16 @@ def main(argv=None) -> None:
     answers = collections.defaultdict(collections.Counter)  # true count of the shape → answer → times
     for root in folders:
         coco, _ = shapes.load_dataset(root)
-        names = {c["id"]: c["name"] for c in coco["categories"] if c["isthing"]}
-        counts = collections.defaultdict(collections.Counter)  # image id → shape → count
-        for a in coco["annotations"]:
-            if a["category_id"] in names:
-                counts[a["image_id"]][names[a["category_id"]]] += 1
+        held = held_shapes(coco)
         for image in coco["images"]:
-            pixels, held = shapes.dataset_image(root, image), counts[image["id"]]
+            pixels = shapes.dataset_image(root, image)
             for shape in shapes.SHAPES:
                 pred = predictor.predict(pixels, "chat", f"How many {shape} shapes are there?")
-                answers[held[shape]][normalize_answer(pred.text)] += 1
+                answers[held[image["id"]][shape]][normalize_answer(pred.text)] += 1
 
-    print(f"{'count':>6} {'n':>5} {'right':>6}  answers")
-    for n, got in sorted(answers.items()):
-        total, truth = sum(got.values()), shapes.NUMBER_WORDS[n]
-        others = ", ".join(f"{a} {k}" for a, k in got.most_common(4) if a != truth)
-        print(f"{n:>6} {total:>5} {got[truth] / total:>6.2f}  {others}")
-    held = {n: got for n, got in answers.items() if n}
-    asked = sum(sum(got.values()) for got in held.values())
-    right = sum(got[shapes.NUMBER_WORDS[n]] for n, got in held.items())
-    print(f"{'held':>6} {asked:>5} {right / asked:>6.3f}  (a shape the scene holds)")
+    held_rows = [row for n, row in print_answers(answers, "count", top=4).items() if n]
+    right, asked = map(sum, zip(*held_rows))
+    print(f"{'held':>6} {asked:>4} {right / asked:>6.3f}  (a shape the scene holds)")
 
 
 if __name__ == "__main__":
