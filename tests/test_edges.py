@@ -9,7 +9,7 @@ from xsam_core import shapes
 from xsam_core.evaluation.evaluate import evaluate
 from xsam_core.evaluation.metrics import iou
 from xsam_core.inference.predictor import Predictor
-from xsam_core.tasks.edges import WHOLE_FILTER_BYTES_PER_PIXEL, EdgeSnap, snap_radius
+from xsam_core.tasks.edges import SUPPORT, WHOLE_FILTER_BYTES_PER_PIXEL, EdgeSnap, snap_radius
 
 
 def square_scene(h=90, w=120):
@@ -39,7 +39,16 @@ def test_a_mask_is_filtered_within_its_box_as_over_the_whole_image():
     snap = EdgeSnap(image, radius=3)
     assert snap._box(logits[0].sigmoid().numpy()) is not None  # the square's box, not the whole image
     whole = snap._build(image).filter(logits[0].sigmoid().numpy())
-    assert np.abs(snap(logits)[0].sigmoid().numpy() - whole).max() < 1e-3
+    assert np.abs(snap(logits)[0].sigmoid().numpy() - whole).max() < SUPPORT
+
+
+def test_a_faint_tail_far_from_the_thing_keeps_the_box_local():
+    """A click's mask can carry a faint tail (probabilities of a few thousandths) across the image; it
+    must not stretch the box over the whole image, which costs far more to filter."""
+    image, truth, logits = square_scene(h=240, w=320)
+    p = logits[0].sigmoid().numpy()
+    p[200:230, 5:300] = np.maximum(p[200:230, 5:300], 0.003)
+    assert EdgeSnap(image, radius=3)._box(p) is not None
 
 
 def test_scores_keep_their_scale_and_partition():

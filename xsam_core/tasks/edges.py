@@ -23,8 +23,9 @@ import torch
 # under about 0.03 (8 of 255) count as flat and are smoothed over; stronger ones hold an edge.
 EPS = 1e-3
 # A mask probability under this counts as none. Where a filter's windows hold no more than that, so does
-# its output, so a mask is filtered only within the box of its support widened by two radii.
-SUPPORT = 1e-3
+# its output, so a mask is filtered only within the box of its support widened by two radii. At 1e-3 a
+# click's faint tail (0.001-0.01, scattered far from the thing) could stretch the box over the whole image.
+SUPPORT = 1e-2
 # What OpenCV's guided filter over a colour image keeps per pixel: the guide, its means and its inverse
 # covariance (3 + 3 + 6 float32 planes); measured, the process grows by about 54 B a pixel with one output.
 WHOLE_FILTER_BYTES_PER_PIXEL = 48
