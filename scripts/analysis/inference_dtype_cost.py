@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, ".")
 import torch  # noqa: E402
 
-from xsam_core.evaluation.bench import ANSWER, scene_image  # noqa: E402
+from xsam_core.evaluation.bench import ANSWER, click, scene_image  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
 
 MODES = ("fp32", "bf16", "autocast")
@@ -38,17 +38,15 @@ def main(argv=None) -> int:
         ap.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
     predictors = {m: Predictor.load(args.model, dtype="bfloat16" if m == "bf16" else "float32") for m in modes}
     image = scene_image()
-    h, w = image.shape[:2]
     runs = {m: [] for m in modes}
     for r in range(args.rounds + 1):
-        click = [{"kind": "point", "x": w // 3 + 7 * r, "y": h // 2 + 5 * r}]
         for m in modes:
             pred = predictors[m]
             pred.cache.clear()
             compute = torch.autocast("cpu", dtype=torch.bfloat16) if m == "autocast" else contextlib.nullcontext()
             with compute:
                 start = time.perf_counter()
-                out = pred.predict(image, "intseg", prompts=click, force_answer=ANSWER)
+                out = pred.predict(image, "intseg", prompts=click(image, r), force_answer=ANSWER)
                 total = (time.perf_counter() - start) * 1000
             if r:
                 runs[m].append({"total": total, **out.timings})

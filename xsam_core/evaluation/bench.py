@@ -66,6 +66,13 @@ def scene_image(size=(640, 480)) -> np.ndarray:
     return shapes.generate_scene(rng, width=size[0], height=size[1]).image
 
 
+def click(image: np.ndarray, i: int) -> list[dict]:
+    """The i-th request's one click: near the scene's middle, a few pixels further each time so that
+    no two requests are alike."""
+    h, w = image.shape[:2]
+    return [{"kind": "point", "x": w // 3 + 7 * i, "y": h // 2 + 5 * i}]
+
+
 def load(model: str, device: str | None = None, quantize: str | None = None):
     if model == "embedded":
         return Predictor.load(None, device=device, quantize=quantize)
@@ -166,8 +173,7 @@ def worker(model: str, scenario: str, repeats: int, device: str | None = None, q
         pred = OfficialCosts(pred)
     loaded = _rss_mb()
     image = scene_image()
-    h, w = image.shape[:2]
-    clicks = [[{"kind": "point", "x": w // 3 + 7 * i, "y": h // 2 + 5 * i}] for i in range(repeats + 1)]
+    clicks = [click(image, i) for i in range(repeats + 1)]
     runs = []
     if scenario == "cached":  # the image was seen before: one request to warm the caches
         pred.predict(image, "intseg", prompts=clicks[-1], force_answer=ANSWER)
