@@ -115,3 +115,28 @@ def test_robustness_command_scores_every_look(tmp_path, capsys):
     assert 0 <= scores["blur"]["refseg"] <= 1 and 0 <= scores["plain"]["chat"] <= 1
     assert (tmp_path / "blur" / "annotations.json").exists()
     assert json.loads((tmp_path / "blur" / "annotations.json").read_text())["info"]["look"] == "blur"
+
+
+@pytest.mark.parametrize("look", S.SAME_PIXEL_LOOKS)
+def test_a_redrawn_scene_keeps_its_things_where_they_were(look):
+    """`redraw_scene` draws a plain scene in a look with the same things at the same pixels: the
+    backdrop looks repaint only the wall and floor, the outline only rims inside things."""
+    rng = np.random.default_rng(5)
+    changed = 0
+    for plain in scenes(None)[:8]:
+        image = S.redraw_scene(plain, look, rng)
+        assert image.shape == plain.image.shape and image.dtype == np.uint8
+        things = np.any([t.mask for t in plain.objects], axis=0)
+        diff = (image != plain.image).any(-1)
+        changed += diff.any()
+        if look in ("tones", "texture"):
+            assert not (diff & things).any()
+        elif look == "outline":
+            assert not (diff & ~things).any()
+            for t in plain.objects:  # a rim, darker, in the thing's own hue; the inside keeps its colour
+                rim = t.mask & diff
+                assert rim.any() and (image[rim] < plain.image[rim]).all(), t
+                assert (t.mask & ~diff).any()
+    assert changed == 8
+    with pytest.raises(ValueError, match="geometry"):
+        S.redraw_scene(plain, "size", rng)

@@ -7,6 +7,7 @@
     xsam bench [--models embedded,phi3]          per-stage latency and peak memory
     xsam shapes generate --out DIR --n N         generate a shapes-world folder
     xsam train --out RUN [--minutes M]           train the embedded model
+    xsam train-looks --out RUN --init M          its image side: every look encoded as the plain scene
     xsam convert WEIGHTS --out DIR               official checkpoint → one bf16 folder
 
 The tools below `predict` and `tasks` keep their own options (`xsam TOOL --help`).
@@ -37,6 +38,7 @@ TOOLS = {
     "bench": (".evaluation.bench", "per-stage latency and peak memory, optimised vs the official pipeline"),
     "shapes": (".shapes.dataset", "generate shapes-world scenes and requests"),
     "train": (".training.train", "train the embedded model (resumable)"),
+    "train-looks": (".training.consistency", "train the embedded model's image side to encode every look as plain"),
     "convert": (".modeling.convert", "official checkpoint + tokenizer → one self-contained bf16 folder"),
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}

@@ -21,13 +21,13 @@ sys.path.insert(0, ".")
 from xsam_core.inference.predictor import Predictor  # noqa: E402
 from xsam_core.modeling.model import expand_ids  # noqa: E402
 from xsam_core.training import samples as S  # noqa: E402
-from xsam_core.training.train import _weights  # noqa: E402
+from xsam_core.training.train import weights_option  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=10)
-    ap.add_argument("--weights", type=_weights(S.TASK_WEIGHTS, "task"), default=dict(S.TASK_WEIGHTS))
+    ap.add_argument("--weights", type=weights_option(S.TASK_WEIGHTS, "task"), default=dict(S.TASK_WEIGHTS))
     args = ap.parse_args()
     torch.set_num_threads(1)
     pred = Predictor.load(None, device="cpu", dtype="float32")

@@ -43,6 +43,7 @@ from .scenes import (
     MAX_THINGS,
     MIN_PIXELS,
     MIN_VISIBLE_FRACTION,
+    SAME_PIXEL_LOOKS,
     SHAPES,
     SIZES,
     STUFF,
@@ -50,12 +51,13 @@ from .scenes import (
     Thing,
     draw_shape,
     generate_scene,
+    redraw_scene,
 )
 
 __all__ = [
     # scenes
     "SHAPES", "STUFF", "COLOURS", "SIZES", "IMAGE_SIDE", "MAX_THINGS", "MIN_PIXELS", "MIN_VISIBLE_FRACTION",
-    "Thing", "Scene", "draw_shape", "generate_scene",
+    "Thing", "Scene", "draw_shape", "generate_scene", "redraw_scene", "SAME_PIXEL_LOOKS",
     # looks
     "LOOKS", "random_look",
     # requests

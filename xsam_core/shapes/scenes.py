@@ -234,3 +234,25 @@ def generate_scene(rng: np.random.Generator, *, width: int | None = None, height
     stuff = {"wall": rows & ~covered, "floor": ~rows & ~covered}
     stuff = {name: m for name, m in stuff.items() if m.any()}
     return Scene(image, [_thing(i, d) for i, d in enumerate(drafts, 1)], stuff)
+
+
+# The looks that keep a scene's geometry: `redraw_scene` can draw any plain scene in them.
+SAME_PIXEL_LOOKS = tuple(look for look in looks.LOOKS if look not in ("size", "aspect"))
+
+
+def redraw_scene(scene: Scene, look: str, rng: np.random.Generator) -> np.ndarray:
+    """The plain `scene`'s image drawn in `look` (one of SAME_PIXEL_LOOKS): the same things at the same
+    pixels, with the wall and floor repainted (``tones``, ``texture``), the rims drawn (``outline``) or
+    the image-wide effect applied, so that a model can be shown one scene drawn two ways."""
+    if look not in SAME_PIXEL_LOOKS:
+        raise ValueError(f"{look!r} changes the scene's geometry; redraw only in {', '.join(SAME_PIXEL_LOOKS)}")
+    image = scene.image.copy()
+    h, w = image.shape[:2]
+    if look in ("tones", "texture"):
+        tints = _stuff_tints(rng, looks.wide_tint if look == "tones" else None)
+        texture = looks.strong_texture if look == "texture" else _texture
+        for mask, tint in zip(scene.stuff.values(), tints):  # wall, then floor
+            image[mask] = texture(rng, h, w, tint)[mask]
+    elif look == "outline":
+        looks.draw_outlines(image, [t.mask for t in scene.objects], [COLOURS[t.colour] for t in scene.objects])
+    return looks.finish(image, look, rng)

@@ -336,7 +336,7 @@ def _canvases(text: str) -> list[tuple[int, int]]:
         raise argparse.ArgumentTypeError(f"{text!r}: give canvases as HxW pixels, e.g. 96x160,64x224") from None
 
 
-def _weights(defaults: dict, what: str):
+def weights_option(defaults: dict, what: str):
     """An argparse type: "key=value,..." over `defaults` (the keys not given keep their defaults)."""
     def parse(text: str) -> dict:
         weights = dict(defaults)
@@ -407,13 +407,13 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--points", type=int, default=1024, help="sampled points per mask for the mask losses")
-    ap.add_argument("--weights", type=_weights(TASK_WEIGHTS, "task"), default=dict(TASK_WEIGHTS),
+    ap.add_argument("--weights", type=weights_option(TASK_WEIGHTS, "task"), default=dict(TASK_WEIGHTS),
                     help="task mix, e.g. chat=3,gcgseg=2 (the others keep their defaults: "
                          + ", ".join(f"{k}={v}" for k, v in TASK_WEIGHTS.items()) + ")")
-    ap.add_argument("--look-weights", type=_weights(LOOK_WEIGHTS, "look"), default=dict(LOOK_WEIGHTS),
+    ap.add_argument("--look-weights", type=weights_option(LOOK_WEIGHTS, "look"), default=dict(LOOK_WEIGHTS),
                     help="how often each look is drawn among the scenes drawn in a look, e.g. aspect=6 (defaults: "
                          + ", ".join(f"{k}={v}" for k, v in LOOK_WEIGHTS.items()) + ")")
-    ap.add_argument("--loss-weights", type=_weights(LOSS_WEIGHTS, "loss"), default=dict(LOSS_WEIGHTS),
+    ap.add_argument("--loss-weights", type=weights_option(LOSS_WEIGHTS, "loss"), default=dict(LOSS_WEIGHTS),
                     help="loss terms' weights, e.g. chat=4 (defaults: "
                          + ", ".join(f"{k}={v}" for k, v in LOSS_WEIGHTS.items()) + ")")
     ap.add_argument("--bf16", action="store_true",
