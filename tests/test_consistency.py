@@ -27,6 +27,8 @@ def test_pairs_are_one_scene_drawn_two_ways():
         assert (plain_sam - sam).abs().mean() < 0.1  # yet the same scene: a far smaller change than another scene's
     plain = consistency.make_pairs(3, 0, 6, cfg, 1.0, looks)
     assert all(torch.equal(p[0], p[2]) and torch.equal(p[1], p[3]) for p in plain)
+    canvases = {tuple(p[1].shape[-2:]) for p in consistency.make_pairs(0, 0, 24, cfg, 1.0, looks)}
+    assert len(canvases) >= 3, canvases  # square and both aspect canvases: none is left to drift
 
 
 def test_the_gap_is_zero_for_the_teacher_s_own_encoding_and_grows_with_the_difference():

@@ -39,18 +39,22 @@ from .train import HEAD_KEYS, new_run, schedule, weights_option
 IMAGE_SIDE = ("visual_encoder.", "visual_projector.", "segmentor.encoder.", "seg_projector.", "seg_connector.",
               "segmentor.pixel_decoder.", "segmentor.refiner.")
 LOOK_WEIGHTS = {look: 1.0 for look in shapes.SAME_PIXEL_LOOKS}
+# The scenes' sizes: plain, or as the size and aspect looks draw them, so that every SAM canvas trains
+# (a canvas never shown drifts with the rest: run 56 broke a 252 x 158 gallery image's caption).
+GEOMETRIES = (None, "size", "aspect")
 
 
 def make_pairs(step: int, seed: int, scenes: int, cfg: XSamConfig, plain_share: float,
                look_weights: dict) -> list[tuple[torch.Tensor, ...]]:
     """Step `step`'s pairs, always the same for the same arguments: per SAM canvas, the plain scenes'
-    (SigLIP, SAM) pixels and the same scenes' pixels in a random look (plain again for `plain_share`)."""
+    (SigLIP, SAM) pixels and the same scenes' pixels in a random look (plain again for `plain_share`).
+    A scene's size is plain or drawn as `GEOMETRIES` says, so the pairs cover every canvas."""
     rng = np.random.default_rng([seed, step])
     names = list(look_weights)
     p = np.array([look_weights[n] for n in names])
     parts: dict[tuple, list] = {}
     for _ in range(scenes):
-        scene = shapes.generate_scene(rng)
+        scene = shapes.generate_scene(rng, look=GEOMETRIES[rng.integers(len(GEOMETRIES))])
         look = None if rng.random() < plain_share else names[rng.choice(len(names), p=p / p.sum())]
         drawn = scene.image if look is None else shapes.redraw_scene(scene, look, rng)
         views = []
