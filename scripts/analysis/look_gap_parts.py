@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
+from xsam_core.evaluation.metrics import iou  # noqa: E402
 from xsam_core.inference.cache import ImageEntry, image_key  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
 from xsam_core.inference.processing import load_image  # noqa: E402
@@ -34,16 +35,15 @@ WAYS = ("plain image", "own", "plain encoding", "plain edges", "both plain")
 TASKS = ("refseg", "reaseg")
 
 
-def iou(pred, request: dict, scene) -> float:
+def request_iou(pred, request: dict, scene) -> float:
     masks = {t.id: t.mask for t in scene.objects} | {i: scene.stuff[name] for name, i in scene.stuff_ids.items()}
     truth = union((masks[i] for i in request["targets"]), scene.image.shape[:2])
-    mask = union([s.mask for s in pred.official_segments], scene.image.shape[:2])
-    return float((mask & truth).sum() / max((mask | truth).sum(), 1))
+    return iou(union([s.mask for s in pred.official_segments], scene.image.shape[:2]), truth)
 
 
 def answer_ways(p: Predictor, scene, drawn: np.ndarray, request: dict) -> dict[str, float]:
     def ask(image):
-        return iou(p.predict(image, request["task"], request["text"], request["prompts"]), request, scene)
+        return request_iou(p.predict(image, request["task"], request["text"], request["prompts"]), request, scene)
 
     look_key = image_key(load_image(drawn))
     p.cache.clear()

@@ -32,7 +32,7 @@ from .. import shapes
 from ..inference.processing import sam_pixels, siglip_pixels
 from ..modeling.config import XSamConfig
 from ..modeling.model import ImageBatchEncoding, XSamModel
-from .train import HEAD_KEYS, new_run, schedule, weights_option
+from .train import HEAD_KEYS, new_run, save_state, schedule, weights_option
 
 # The parameters that make an image's encoding: SigLIP, SAM, their projectors, the connector, the pixel
 # decoder and the refiner (which reads the image's pixels too).
@@ -40,7 +40,7 @@ IMAGE_SIDE = ("visual_encoder.", "visual_projector.", "segmentor.encoder.", "seg
               "segmentor.pixel_decoder.", "segmentor.refiner.")
 LOOK_WEIGHTS = {look: 1.0 for look in shapes.SAME_PIXEL_LOOKS}
 # The scenes' sizes: plain, or as the size and aspect looks draw them, so that every SAM canvas trains
-# (a canvas never shown drifts with the rest: run 56 broke a 252 x 158 gallery image's caption).
+# (a canvas the pairs never show is left to drift with the weights the others move).
 GEOMETRIES = (None, "size", "aspect")
 
 
@@ -156,18 +156,10 @@ def train(args) -> None:
                                   **{k: round(v, 5) for k, v in logged.items()}}) + "\n")
             log.flush()
             if time.perf_counter() - last_save > args.save_minutes * 60:
-                save(out / "state.pt", student, opt, step, elapsed, heads)
+                save_state(out / "state.pt", student, opt, step, elapsed, heads)
                 last_save = time.perf_counter()
-    save(out / "state.pt", student, opt, step, elapsed, heads)
+    save_state(out / "state.pt", student, opt, step, elapsed, heads)
     print(f"stopped at step {step} ({elapsed / 60:.1f} training min)", file=sys.stderr)
-
-
-def save(path: Path, model, opt, step: int, elapsed: float, heads: dict) -> None:
-    """`train`'s run state format, so that `xsam train --out RUN --export DIR` exports it."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                **heads}, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never corrupts the last state
 
 
 def main(argv=None) -> int:

@@ -263,11 +263,11 @@ def train(args) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{total:.2f}", min=f"{elapsed / 60:.1f}")
         if time.perf_counter() - last_save > args.save_minutes * 60:
-            _save(state_file, model, heads, opt, step, elapsed)
+            save_state(state_file, model, opt, step, elapsed, _head_states(heads))
             last_save = time.perf_counter()
         if args.eval_every and step % args.eval_every == 0:
             _eval(model, tokenizer, out, args, step, log)
-    _save(state_file, model, heads, opt, step, elapsed)
+    save_state(state_file, model, opt, step, elapsed, _head_states(heads))
     log.close()
 
 
@@ -293,11 +293,17 @@ class StepBatches(IterableDataset):
                              a.look_weights, a.caption_slips, a.crowded, a.absent, a.shape_counts)
 
 
-def _save(path: Path, model, heads: TrainingHeads, opt, step: int, elapsed: float) -> None:
+def save_state(path: Path, model, opt, step: int, elapsed: float, heads: dict) -> None:
+    """A run's state.pt, which `export` and resuming read: the model, the training heads' state dicts
+    (`HEAD_KEYS`), the optimizer, the step and the training time."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), **{key: getattr(heads, key).state_dict() for key in HEAD_KEYS},
-                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, tmp)
+    torch.save({"model": model.state_dict(), **heads, "optimizer": opt.state_dict(), "step": step,
+                "elapsed": elapsed}, tmp)
     tmp.replace(path)  # atomic: an interrupted save never corrupts the last state
+
+
+def _head_states(heads: TrainingHeads) -> dict:
+    return {key: getattr(heads, key).state_dict() for key in HEAD_KEYS}
 
 
 def _eval(model, tokenizer, out: Path, args, step: int, log) -> None:
