@@ -17,7 +17,7 @@ from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.shapes.requests import SHAPE_RIDDLES, _request
 from xsam_core.training import grounding, train
-from xsam_core.training.losses import _lm_losses, _selection_loss, mask_centroids, token_targets
+from xsam_core.training.losses import MARGIN_LOGITS, _lm_losses, _selection_loss, mask_centroids, token_targets
 from xsam_core.training.samples import (
     CATEGORIES,
     CHAT_SET,
@@ -520,6 +520,30 @@ def test_the_after_term_learns_only_the_words_after_a_phrase(run):
     assert all(after(r - 1) == pytest.approx(base) for r in rows)  # the row predicting "</p>" itself
     chat = Sample(0, "chat", prompt + tokenizer.encode("five", add_special_tokens=False), len(prompt))
     assert _lm_losses(model, hidden[:, : len(chat.ids)], [chat], [chat.ids])["after"].item() == 0.0
+
+
+def test_the_margin_term_is_spent_once_every_answer_token_leads_by_the_margin(run):
+    """`margin` pushes each answer token's logit ahead of its runner-up by `MARGIN_LOGITS`, and then
+    stops: minimised alone, every greedy word is the answer's, by at least that lead, and the term is 0."""
+    _, model, tokenizer = run
+    prompt = tokenizer.encode("describe", add_special_tokens=False)
+    answer = tokenizer.encode("<p>a large yellow star</p>, <p>a large orange star</p>.", add_special_tokens=False)
+    sample = Sample(0, "gcgseg", prompt + answer, len(prompt))
+    hidden = torch.zeros(1, len(sample.ids), model.llm.lm_head.in_features, requires_grad=True)
+    assert _lm_losses(model, hidden, [sample], [sample.ids])["margin"].item() == pytest.approx(MARGIN_LOGITS)
+    opt = torch.optim.Adam([hidden], lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = _lm_losses(model, hidden, [sample], [sample.ids])["margin"]
+        if loss.item() == 0:
+            break
+        loss.backward()
+        opt.step()
+    assert loss.item() == 0
+    logits = model.llm.lm_head(hidden[0, len(prompt) - 1:-1]).detach()
+    top = logits.topk(2)
+    assert top.indices[:, 0].tolist() == answer
+    assert (top.values[:, 0] - top.values[:, 1]).min() >= MARGIN_LOGITS
 
 
 def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):

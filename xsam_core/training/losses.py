@@ -6,7 +6,10 @@ the chat answers get a cross-entropy term of their own (`chat`): in the token me
 are a few percent of the loss, drowned by the long captions (docs/embedded-chat-analysis.md). So do the
 words right after each caption phrase (`after`: "," or "and" while things remain, then "in"), where a
 greedy caption decides to go on or end: one token in seven of a caption, and a near tie where a
-caption left a thing out (analysis §27; 0 by default, the runs before 40 trained without it). The
+caption left a thing out (analysis §27; 0 by default, the runs before 40 trained without it). And a
+hinge on every answer token's lead over its runner-up (`margin`, under `MARGIN_LOGITS`; 0 by default):
+the shipped caption of the gallery led its wrong word by 0.2-0.6 logits, where cross-entropy's pull
+is as weak as on a word already won by 5, so any small change to the weights flipped it (§39). The
 training-only terms, which the inference model never sees (see embedded-training.md for why a
 from-scratch LLM needs them):
 * selection: for a condition with one target (a referring phrase, a visual prompt, a caption
@@ -41,12 +44,13 @@ from .grounding import GROUND_LAYER, AttentionInputs, ground_loss
 from .samples import CATEGORIES, COLOURS, TOKEN_COVER, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0, "after": 0.0}
+                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0, "after": 0.0, "margin": 0.0}
 COVER_IOU = 0.5  # selection: a query whose mask overlaps the target this much proposes it
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
 # every square, triangle, star and cross wrong at step 3,627; scripts/analysis/token_shapes.py).
 TOKEN_NONE_WEIGHT = 0.2
+MARGIN_LOGITS = 3.0  # `margin`: the lead over the runner-up an answer token is pushed to (analysis §40)
 
 
 class AttributeHead(nn.Module):
@@ -231,8 +235,9 @@ def token_losses(images: ImageBatchEncoding, batch: Batch, token_head: TokenHead
 
 def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
     """`lm`: the token mean over every answer; `chat`: the token mean over chat answers; `after`: the
-    token mean over the words right after a phrase's "</p>" (0 without). A slipped caption's wrong words
-    are read, not learnt."""
+    token mean over the words right after a phrase's "</p>" (0 without); `margin`: the token mean of
+    how far each answer token's logit falls short of leading the runner-up by `MARGIN_LOGITS`. A
+    slipped caption's wrong words are read, not learnt."""
     close = model.config.special_token_ids["</p>"]
     rows, targets, chat, after = [], [], [], []
     for b, (s, ids) in enumerate(zip(samples, expanded)):
@@ -242,13 +247,17 @@ def _lm_losses(model, hidden, samples, expanded) -> dict[str, torch.Tensor]:
         targets.append(torch.tensor([ids[start + j] for j in learnt], device=hidden.device))
         chat += [s.task == "chat"] * len(learnt)
         after += [ids[start + j - 1] == close for j in learnt]
-    per_token = F.cross_entropy(model.llm.lm_head(torch.cat(rows)), torch.cat(targets), reduction="none")
+    logits, target = model.llm.lm_head(torch.cat(rows)), torch.cat(targets)
+    per_token = F.cross_entropy(logits, target, reduction="none")
+    right = logits.gather(1, target[:, None])[:, 0]
+    runner_up = logits.scatter(1, target[:, None], float("-inf")).amax(1)
+    short = F.relu(MARGIN_LOGITS - (right - runner_up))
 
     def mean_where(flags: list[bool]) -> torch.Tensor:
         where = torch.tensor(flags, device=hidden.device)
         return per_token[where].mean() if where.any() else per_token.new_zeros(())
 
-    return {"lm": per_token.mean(), "chat": mean_where(chat), "after": mean_where(after)}
+    return {"lm": per_token.mean(), "chat": mean_where(chat), "after": mean_where(after), "margin": short.mean()}
 
 
 def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion, place: nn.Linear,
