@@ -355,8 +355,8 @@ def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"lm", "chat", "after", "class", "mask", "dice", "select", "attr", "place", "tokens",
-                           "vtokens"}
+    assert set(losses) == {"lm", "chat", "after", "margin", "class", "mask", "dice", "select", "attr", "place",
+                           "tokens", "vtokens"}
     assert totals[-1] < 0.7 * totals[0]
 
 
