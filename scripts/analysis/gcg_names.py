@@ -22,7 +22,9 @@ it) and splits the object phrases ("a <size> <colour> <shape>") three ways:
 (f) (b)'s shape word by how large the thing is in SAM's view (the square root of its area, the image
     scaled as the model's SAM canvas takes it): whether a shape is named wrong because it is a few pixels there;
 (g) teacher-forced, the word after each object phrase ("," or "and" while things remain, "in" after the
-    last): where it is at or under 0.5, a greedy caption may end early or name a thing too many.
+    last): where it is at or under 0.5, a greedy caption may end early or name a thing too many;
+(h) (b)'s colour words said wrong, as "true -> said" pairs, commonest first: whether a few neighbouring
+    colours (the gallery's yellow star named orange, analysis §40) or all of them are confused.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def main(argv=None) -> None:
 
     by_pos, by_mask = collections.defaultdict(list), collections.defaultdict(list)
     shape_by_px = collections.defaultdict(list)
+    colour_slips = collections.Counter()  # (h): (true colour, said colour) of (b)'s phrases
     counts, real, repeats, unmatched, examples = [], [], [], 0, []
     forced, after = collections.defaultdict(list), collections.defaultdict(list)
     stops = []  # (g): per caption, the probability of the true word after each object phrase
@@ -139,6 +142,8 @@ def main(argv=None) -> None:
             if best >= 0 and overlaps[best] >= 0.5:
                 for a, h in attr_hits(words, truth[best][0]).items():
                     by_mask[a].append(h)
+                if words[1] != truth[best][0][1]:
+                    colour_slips[truth[best][0][1], words[1]] += 1
                 px = np.sqrt(truth[best][1].sum()) * sam_h / image.shape[0]
                 shape_by_px[int(np.searchsorted(SAM_PX, px, side="right"))].append(words[2] == truth[best][0][2])
             else:
@@ -171,6 +176,8 @@ def main(argv=None) -> None:
           f"{np.mean(p_after > 0.5):.2f} (n={len(p_after)}); captions with one at or under 0.5 (greedy may end "
           f"early or name a thing too many) {np.mean(lowest <= 0.5):.2f}, "
           f"under 0.7 {np.mean(lowest < 0.7):.2f}")
+    print(f"(h) colour said wrong (of {len(by_mask['colour'])}): " + ", ".join(
+        f"{t} -> {w} {n}" for (t, w), n in colour_slips.most_common()))
     for t, s in examples:
         print(f"  truth: {t}\n  said:  {s}")
 
