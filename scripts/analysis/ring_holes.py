@@ -21,7 +21,8 @@ from PIL import Image
 sys.path.insert(0, ".")
 from xsam_core import shapes  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
-from xsam_core.shapes.scenes import draw_shape  # noqa: E402
+from xsam_core.masks import union  # noqa: E402
+from xsam_core.shapes.scenes import RING_HOLE, draw_shape  # noqa: E402
 
 CLASSES = "ins: " + ", ".join(shapes.SHAPES) + "; sem: wall, floor"
 MIN_HOLE_PIXELS = 20  # a hole smaller than this says nothing at the mask grid's 2 px a cell
@@ -29,15 +30,13 @@ MIN_HOLE_PIXELS = 20  # a hole smaller than this says nothing at the mask grid's
 
 def holes(scene) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(ring mask, hole pixels showing a thing, hole pixels showing wall or floor) of each ring."""
-    h, w = scene.image.shape[:2]
-    things = np.zeros((h, w), bool)
-    for t in scene.objects:
-        things |= t.mask
+    size = scene.image.shape[:2]
+    things = union((t.mask for t in scene.objects), size)
     out = []
     for t in scene.objects:
         if t.shape != "ring":
             continue
-        hole = draw_shape("circle", t.center, t.radius, 0.0, (h, w)) & ~draw_shape("ring", t.center, t.radius, 0.0, (h, w))
+        hole = draw_shape("circle", t.center, RING_HOLE * t.radius, 0.0, size)  # the disc the ring leaves open
         if hole.sum() >= MIN_HOLE_PIXELS:
             out.append((t.mask, hole & things, hole & ~things))
     return out
@@ -50,14 +49,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=4242)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    scenes = [s for s in (shapes.generate_scene(rng) for _ in range(args.n)) if holes(s)]
+    scenes = [(s, found) for s in (shapes.generate_scene(rng) for _ in range(args.n)) if (found := holes(s))]
     for name in args.model:
         pred = Predictor.load(name)
         claimed = {"thing": [0, 0], "stuff": [0, 0]}  # [claimed, total] pixels
         rings = 0
-        for scene in scenes:
+        for scene, rings_here in scenes:
             segments = pred.predict(Image.fromarray(scene.image), "genseg", CLASSES).segments
-            for ring, on_thing, on_stuff in holes(scene):
+            for ring, on_thing, on_stuff in rings_here:
                 rings += 1
                 seg = max(segments, key=lambda s: (s.mask & ring).sum(), default=None)
                 for key, part in (("thing", on_thing), ("stuff", on_stuff)):
