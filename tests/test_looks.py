@@ -113,8 +113,11 @@ def test_robustness_command_scores_every_look(tmp_path, capsys):
     assert sum(questions["blur"].values()) > 0
     assert set(scores) == {"plain", "blur"}
     assert 0 <= scores["blur"]["refseg"] <= 1 and 0 <= scores["plain"]["chat"] <= 1
-    assert (tmp_path / "blur" / "annotations.json").exists()
-    assert json.loads((tmp_path / "blur" / "annotations.json").read_text())["info"]["look"] == "blur"
+    info = lambda: json.loads((tmp_path / "blur" / "annotations.json").read_text())["info"]  # noqa: E731
+    assert info()["look"] == "blur" and info()["chat_sets"] is True and written["chat_sets"] is True
+    # a set written otherwise is not reused: one question a scene writes the folder anew
+    assert robustness.main(["--n", "2", "--looks", "blur", "--data", str(tmp_path), "--one-question"]) == 0
+    assert "chat_sets" not in info()
 
 
 @pytest.mark.parametrize("look", S.SAME_PIXEL_LOOKS)

@@ -407,6 +407,26 @@ def test_same_seed_same_bytes(dataset, tmp_path):
     assert (dataset / "annotations.json").read_bytes() != (tmp_path / "c/annotations.json").read_bytes()
 
 
+def test_chat_sets_ask_each_scene_its_whole_set_and_change_nothing_else(dataset, tmp_path):
+    """``chat_sets`` replaces each scene's one chat question by its chat set, from an rng stream of its
+    own: the scenes, annotations and every other request stay those of the file without it."""
+    coco, tasks = S.load_dataset(dataset)
+    sets = S.write_dataset(tmp_path / "sets", 12, 3, chat_sets=True)
+    assert sets["info"]["chat_sets"] is True and "chat_sets" not in coco["info"]
+    assert sets["images"] == coco["images"] and sets["annotations"] == coco["annotations"]
+    others = lambda ts: [{k: v for k, v in t.items() if k != "id"} for t in ts if t["task"] != "chat"]  # noqa: E731
+    assert others(sets["tasks"]) == others(tasks)
+    assert [t["id"] for t in sets["tasks"]] == list(range(1, len(sets["tasks"]) + 1))
+    for image in coco["images"]:
+        scene = S.generate_scene(np.random.default_rng([3, image["id"] - 1]))
+        expected = S.chat_set(scene, np.random.default_rng([3, image["id"] - 1, S.CHAT_SET_STREAM]), S.CHAT_SET_SIZE)
+        asked = [(t["text"], t["answer"]) for t in sets["tasks"]
+                 if t["task"] == "chat" and t["image_id"] == image["id"]]
+        assert asked == [(q["text"], q["answer"]) for q in expected]
+    counts = [t for t in sets["tasks"] if t["text"] == "How many shapes are there?"]
+    assert len(counts) == len(coco["images"])
+
+
 def test_task_requests_give_each_request_its_image_and_annotations(dataset):
     coco, tasks = S.load_dataset(dataset)
     got = list(S.task_requests([dataset, dataset], "vgdseg"))

@@ -1,12 +1,15 @@
 """Scores of a model on held-out scenes in every look, side by side: does it hold when a scene is drawn
 another way (`shapes.looks`)?
 
-    python -m xsam_core robustness --n 60 --seed 987654321 [--model DIR] [--json out.json]
+    python -m xsam_core robustness --n 60 --seed 987654321 [--model DIR] [--json out.json] [--one-question]
 
 Writes one shapes-world folder per look (plain renderer first) under --data (a temporary folder by
-default), evaluates the model on each with `evaluate`, and prints one row per look with the headline
+default; a folder already there is used when it was written with the same n, seed, look and chat
+questions), evaluates the model on each with `evaluate`, and prints one row per look with the headline
 metric of every task and its difference from the plain scenes, then how many questions each chat cell
-holds: at 60 scenes a look, one answer moves a count cell by about 0.05.
+holds. Every scene is asked its whole chat set (`shapes.write_dataset`'s ``chat_sets``): asked one
+question a scene, as before, a chat cell of 60 scenes holds 15-24 questions and one answer moves it by
+about 0.05; ``--one-question`` measures that way again.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def chat_questions(results: dict) -> dict[str, int]:
     return {kind: results.get("chat", {}).get(f"n_{kind}", 0) for kind in CHAT_KINDS}
 
 
+def written_as(folder: Path, n: int, seed: int, look: str | None, chat_sets: bool) -> bool:
+    """Whether `folder` holds a shapes-world set written with these arguments."""
+    if not (folder / "annotations.json").exists():
+        return False
+    info = shapes.load_dataset(folder)[0]["info"]
+    return (info["n"], info["seed"], info["look"], info.get("chat_sets", False)) == (n, seed, look, chat_sets)
+
+
 def table(rows: dict[str, dict[str, float]]) -> str:
     plain = rows.get("plain", {})
     lines = [f"{'look':8s} " + " ".join(f"{c:>7s}" for c in HEADLINES)]
@@ -63,15 +74,17 @@ def main(argv=None) -> int:
     ap.add_argument("--looks", default=",".join(("plain", *shapes.LOOKS)), help="comma-separated; plain = no look")
     ap.add_argument("--data", help="folder for the generated sets (kept; default: a temporary one)")
     ap.add_argument("--json", help="write the headline scores here")
+    ap.add_argument("--one-question", action="store_true", help="one chat question a scene, not its chat set")
     args = ap.parse_args(argv)
+    chat_sets = not args.one_question
     predictor = Predictor.load(args.model)
     rows, questions = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data or tmp)
         for look in args.looks.split(","):
-            folder = root / look
-            if not (folder / "annotations.json").exists():
-                shapes.write_dataset(folder, args.n, args.seed, None if look == "plain" else look)
+            folder, drawn = root / look, None if look == "plain" else look
+            if not written_as(folder, args.n, args.seed, drawn, chat_sets):
+                shapes.write_dataset(folder, args.n, args.seed, drawn, chat_sets)
             results = evaluate(predictor, folder)
             rows[look], questions[look] = headline(results), chat_questions(results)
             print(f"# {look} done", file=sys.stderr)
@@ -79,7 +92,8 @@ def main(argv=None) -> int:
     print(questions_line(questions))
     if args.json:
         Path(args.json).write_text(json.dumps({"model": predictor.name, "n": args.n, "seed": args.seed,
-                                               "scores": rows, "chat_questions": questions}, indent=1))
+                                               "chat_sets": chat_sets, "scores": rows, "chat_questions": questions},
+                                              indent=1))
     return 0
 
 

@@ -9,6 +9,8 @@ module's docstring specifies its part; everything below is importable from ``xsa
 from .dataset import (
     CATEGORIES,
     CATEGORY_IDS,
+    CHAT_SET_SIZE,
+    CHAT_SET_STREAM,
     GENERATOR,
     VERSION,
     annotation_mask,
@@ -65,6 +67,6 @@ __all__ = [
     "CHAT_FORMS", "absent_refseg", "visual_prompt", "chat_kind", "chat_set", "shape_counts", "is_chat_form",
     "make_tasks", "task_key",
     # dataset folders
-    "GENERATOR", "VERSION", "CATEGORIES", "CATEGORY_IDS", "scene_annotations", "write_dataset", "load_dataset",
-    "dataset_image", "task_requests", "annotation_mask", "main",
+    "GENERATOR", "VERSION", "CHAT_SET_STREAM", "CHAT_SET_SIZE", "CATEGORIES", "CATEGORY_IDS", "scene_annotations",
+    "write_dataset", "load_dataset", "dataset_image", "task_requests", "annotation_mask", "main",
 ]

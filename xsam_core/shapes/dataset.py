@@ -19,6 +19,12 @@ Files (``python -m xsam_core shapes generate --out DIR --n N --seed S [--look L]
 
 Item ``i`` (0-based) of a file is ``generate_scene(rng, look=L)`` then ``make_tasks(scene, rng)`` with
 ``rng = numpy.random.default_rng([seed, i])``, so the same seed gives byte-identical files.
+
+With ``--chat-sets`` (``info["chat_sets"]`` true) each scene's one chat question is replaced by its whole
+`chat_set` (the count, "is there" for a present and an absent shape, up to two colours) drawn from
+``default_rng([seed, i, CHAT_SET_STREAM])``: four to five questions a scene where one is asked otherwise,
+so a chat cell of 60 scenes holds 60 counts rather than about 20, while the rng stream of the other
+requests, and so every other request, stays byte for byte that of the file without it.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import numpy as np
 
 from ..masks import box_xywh, mask_box, mask_to_rle, rle_to_mask
 from .looks import LOOKS
-from .requests import make_tasks
+from .requests import chat_set, make_tasks
 from .scenes import SHAPES, STUFF, Scene, generate_scene
 
 GENERATOR = "xsam_core.shapes"
 VERSION = 1
+CHAT_SET_STREAM = 1  # the rng stream of --chat-sets, apart from the scene's own
+CHAT_SET_SIZE = 5  # more than any scene's set holds: every question it can ask
 CATEGORIES = [
     {"id": i, "name": name, "isthing": int(name in SHAPES),
      "supercategory": "shape" if name in SHAPES else "stuff"}
@@ -69,9 +77,10 @@ def _globalise(request: dict, request_id: int, id_offset: int) -> dict:
     return out
 
 
-def write_dataset(out_dir: str | Path, n: int, seed: int, look: str | None = None) -> dict:
+def write_dataset(out_dir: str | Path, n: int, seed: int, look: str | None = None, chat_sets: bool = False) -> dict:
     """Write n scenes with their requests to out_dir (the format above), drawn in `look`
-    (`looks.LOOKS`, None for the plain renderer); returns the dict."""
+    (`looks.LOOKS`, None for the plain renderer), each scene's whole chat set in place of its one chat
+    question if `chat_sets`; returns the dict."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, annotations, tasks = [], [], []
@@ -85,9 +94,13 @@ def write_dataset(out_dir: str | Path, n: int, seed: int, look: str | None = Non
         images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
         offset = len(annotations)
         annotations += scene_annotations(scene, image_id, offset + 1)
-        tasks += [_globalise(r, len(tasks) + k, offset)
-                  for k, r in enumerate(make_tasks(scene, rng, image_id), 1)]
-    coco = {"info": {"generator": GENERATOR, "version": VERSION, "seed": seed, "n": n, "look": look},
+        requests = make_tasks(scene, rng, image_id)
+        if chat_sets:
+            questions = chat_set(scene, np.random.default_rng([seed, index, CHAT_SET_STREAM]), CHAT_SET_SIZE)
+            requests = [dict(q, image_id=image_id) for q in questions] + [r for r in requests if r["task"] != "chat"]
+        tasks += [_globalise(r, len(tasks) + k, offset) for k, r in enumerate(requests, 1)]
+    info = {"generator": GENERATOR, "version": VERSION, "seed": seed, "n": n, "look": look}
+    coco = {"info": info | ({"chat_sets": True} if chat_sets else {}),
             "images": images, "categories": CATEGORIES, "annotations": annotations, "tasks": tasks}
     (out / "annotations.json").write_text(json.dumps(coco))
     return coco
@@ -135,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--n", type=int, default=100, help="number of images")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--look", choices=LOOKS, help="draw every scene in this look (default: the plain renderer)")
+    gen.add_argument("--chat-sets", action="store_true", help="ask each scene its whole chat set, not one question")
     args = parser.parse_args(argv)
-    coco = write_dataset(args.out, args.n, args.seed, args.look)
+    coco = write_dataset(args.out, args.n, args.seed, args.look, args.chat_sets)
     print(f"wrote {len(coco['images'])} images, {len(coco['annotations'])} annotations, "
           f"{len(coco['tasks'])} requests to {args.out}")
