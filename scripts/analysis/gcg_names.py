@@ -65,10 +65,9 @@ def attr_hits(pred, truth) -> dict[str, bool]:
 
 
 @torch.no_grad()
-def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> tuple[list[list[bool]], list[float]]:
-    """The true caption fed in: per object phrase, whether the model's top next token is its size, colour
-    and shape word; and per object phrase, the probability of the true word after it ("," or "and" while
-    things remain, "in" after the last), each given the true caption before it."""
+def forced_logits(predictor, image: np.ndarray, caption_grounded: str) -> tuple[list[int], torch.Tensor]:
+    """The true caption fed in as the answer to the gcgseg prompt: its token ids, and the logits that
+    predict each of them (row j predicts token j) given the image and the caption before it."""
     m, tok = predictor.model, predictor.tokenizer
     cfg = m.config
     question, _ = TASKS["gcgseg"].prompt("", 0, Choices(0))
@@ -77,17 +76,32 @@ def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> tuple[l
     pil = Image.fromarray(image)
     enc = m.encode_image(siglip_pixels(pil, cfg.siglip_processor), sam_pixels(pil, cfg.sam_processor)[0])
     hidden, _ = m.lm_hidden(m.embed(prompt + answer, enc))
-    probs = m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).float().softmax(-1)  # probs[j] predicts answer[j]
+    return answer, m.llm.lm_head(hidden[0, -len(answer) - 1:-1]).float()
+
+
+def phrase_starts(tok, answer: list[int]) -> list[int]:
+    """Positions j of "<p>" that open an object phrase "<p> a <size> <colour> <shape> </p>" (its words
+    at j+2 .. j+4)."""
+    p_open = tok.convert_tokens_to_ids("<p>")
+    return [j for j, t in enumerate(answer)
+            if t == p_open and (words := tok.decode(answer[j + 1:j + 5]).split()) and len(words) == 4
+            and words[0] == "a"]
+
+
+def forced_words(predictor, image: np.ndarray, caption_grounded: str) -> tuple[list[list[bool]], list[float]]:
+    """The true caption fed in: per object phrase, whether the model's top next token is its size, colour
+    and shape word; and per object phrase, the probability of the true word after it ("," or "and" while
+    things remain, "in" after the last), each given the true caption before it."""
+    tok = predictor.tokenizer
+    answer, logits = forced_logits(predictor, image, caption_grounded)
+    probs = logits.softmax(-1)
     top = probs.argmax(-1).tolist()
-    p_open, p_close = tok.convert_tokens_to_ids("<p>"), tok.convert_tokens_to_ids("</p>")
-    opens = [j for j, t in enumerate(answer) if t == p_open]
+    p_close = tok.convert_tokens_to_ids("</p>")
     words_right, after_phrase = [], []
-    for j in opens:  # "<p> a <size> <colour> <shape> </p> <after>": words at j+2 .. j+4
-        words = tok.decode(answer[j + 1:j + 5]).split()
-        if len(words) == 4 and words[0] == "a":
-            words_right.append([top[j + k] == answer[j + k] for k in (2, 3, 4)])
-            if j + 6 < len(answer) and answer[j + 5] == p_close:
-                after_phrase.append(probs[j + 6, answer[j + 6]].item())
+    for j in phrase_starts(tok, answer):
+        words_right.append([top[j + k] == answer[j + k] for k in (2, 3, 4)])
+        if j + 6 < len(answer) and answer[j + 5] == p_close:
+            after_phrase.append(probs[j + 6, answer[j + 6]].item())
     return words_right, after_phrase
 
 
