@@ -39,8 +39,11 @@ def order_margins(predictor, image, request) -> tuple[list[tuple[str, str, float
     said = [parse(p["text"]) for p in request["phrases"]]
     said = [w for w in said if w]
     colour_ids = {c: tok.convert_tokens_to_ids(c) for c in shapes.COLOURS}
+    starts = phrase_starts(tok, answer)
+    if len(starts) != len(said):  # a phrase's words not one token each: positions would not line up
+        raise ValueError(f"{len(starts)} object phrases in the tokens, {len(said)} in the request")
     order, absent = [], []
-    for k, j in enumerate(phrase_starts(tok, answer)):
+    for k, j in enumerate(starts):
         size, colour, _ = said[k]
         row = logits[j + 3]
         later = {w[1] for w in said[k + 1:] if w[0] == size} - {colour}
