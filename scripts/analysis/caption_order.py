@@ -36,8 +36,7 @@ def order_margins(predictor, image, request) -> tuple[list[tuple[str, str, float
     """([(true colour, later colour, order margin)], [margin over colours still unnamed]) of a caption."""
     tok = predictor.tokenizer
     answer, logits = forced_logits(predictor, image, request["caption_grounded"])
-    said = [parse(p["text"]) for p in request["phrases"]]
-    said = [w for w in said if w]
+    said = [words for p in request["phrases"] if (words := parse(p["text"]))]  # the object phrases
     colour_ids = {c: tok.convert_tokens_to_ids(c) for c in shapes.COLOURS}
     starts = phrase_starts(tok, answer)
     if len(starts) != len(said):  # a phrase's words not one token each: positions would not line up
@@ -57,15 +56,11 @@ def order_margins(predictor, image, request) -> tuple[list[tuple[str, str, float
 def main(argv=None) -> None:
     folders, predictor = folders_and_predictor(__doc__, argv)
     pairs, absent = collections.defaultdict(list), []
-    for root in folders:
-        coco, requests = shapes.load_dataset(root)
-        images = {im["id"]: im for im in coco["images"]}
-        for r in requests:
-            if r["task"] == "gcgseg":
-                order, rest = order_margins(predictor, shapes.dataset_image(root, images[r["image_id"]]), r)
-                absent += rest
-                for first, later, margin in order:
-                    pairs[first, later].append(margin)
+    for image, request, _ in shapes.task_requests(folders, "gcgseg"):
+        order, rest = order_margins(predictor, image, request)
+        absent += rest
+        for first, later, margin in order:
+            pairs[first, later].append(margin)
     every = np.array([m for ms in pairs.values() for m in ms])
     print(f"{predictor.name}: {len(every)} order decisions; margin median {np.median(every):.2f}, "
           f"under {NEAR:g} {np.mean(every < NEAR):.3f}, under 0 {np.mean(every < 0):.3f}; "
