@@ -16,8 +16,17 @@ from xsam_core.inference.processing import sam_pixels, siglip_pixels
 from xsam_core.modeling.config import XSamConfig
 from xsam_core.modeling.model import XSamModel
 from xsam_core.shapes.requests import SHAPE_RIDDLES, _request
+from xsam_core.shapes.scenes import RING_HOLE, draw_shape
 from xsam_core.training import grounding, train
-from xsam_core.training.losses import MARGIN_LOGITS, _lm_losses, _selection_loss, mask_centroids, token_targets
+from xsam_core.training.losses import (
+    MARGIN_LOGITS,
+    _hole_loss,
+    _lm_losses,
+    _selection_loss,
+    hole_cells,
+    mask_centroids,
+    token_targets,
+)
 from xsam_core.training.samples import (
     CATEGORIES,
     CHAT_SET,
@@ -336,6 +345,38 @@ def test_selection_counts_every_query_on_the_target_and_only_those():
     assert loss([0.0, 5.0, 0.0]) < (logp.logsumexp(0) - logp[0]).item() / 4  # the matched query alone: 1.38
 
 
+def test_the_hole_term_charges_masks_in_holes_and_on_what_shows_through():
+    """A ring's hole, and the middle of a square where a thing on top cuts into it, are cells the
+    target encloses without covering: its query's mask must be off there. A star seen through the
+    ring's hole must be on there under its own query. Nothing else is charged: not the rest of a
+    target or of the image, and not an unmatched query."""
+    ring = torch.from_numpy(draw_shape("ring", (32, 32), 24, 0.0, (64, 64)))
+    star = torch.zeros(64, 64, dtype=torch.bool)
+    star[26:38, 26:38] = True  # seen through the ring's hole
+    square = torch.zeros(1, 64, 64, dtype=torch.bool)  # in a second image
+    square[0, 8:56, 8:56] = True
+    square[0, 24:40, 24:40] = False  # a thing on top
+    holes = [hole_cells(torch.stack([ring, star]), (32, 32)), hole_cells(square, (32, 32))]
+    (cells, charged), (square_cells, square_charged) = holes
+    hole = torch.from_numpy(draw_shape("circle", (16, 16), RING_HOLE * 12, 0.0, (32, 32)))
+    assert (charged[0] ^ hole).sum() <= 0.1 * hole.sum()  # the hole, to the grid's resampling
+    assert charged[1].equal(cells[1]) and cells[1].sum() == 36  # all of the star lies in the hole
+    assert square_charged.sum() == 64 and square_charged[0, 12:20, 12:20].all()
+    assert not square_cells[0, 12:20, 12:20].any()
+    indices = [(torch.tensor([1, 3]), torch.tensor([0, 1])), (torch.tensor([2]), torch.tensor([0]))]
+    right = torch.stack([torch.where(cells, 20.0, -20.0)[[0, 0, 0, 1]],  # query q's mask is its target's
+                         torch.where(square_cells, 20.0, -20.0)[[0, 0, 0, 0]]])
+    assert _hole_loss(right, holes, indices).item() < 1e-8
+    wrong = right.clone()
+    wrong[0, 1][~charged[0]] = wrong[0, 3][~charged[1]] = wrong[1, 2][~square_charged[0]] = 5.0  # not charged
+    wrong[0, 2] = 20.0  # an unmatched query
+    assert _hole_loss(wrong, holes, indices).item() < 1e-8
+    wrong[0, 1][charged[0]] = wrong[0, 3][charged[1]] = 0.0  # the ring's and the star's queries unsure there
+    share = charged.sum().item() / (charged.sum() + square_charged.sum()).item()
+    assert _hole_loss(wrong, holes, indices).item() == pytest.approx(np.log(2) * share, rel=1e-4)
+    assert _hole_loss(wrong, [(c, torch.zeros_like(h)) for c, h in holes], indices).item() == 0.0
+
+
 @pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
 def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
     model, tokenizer = train.new_run(tmp_path, seed=0)
@@ -355,7 +396,7 @@ def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"lm", "chat", "after", "margin", "class", "mask", "dice", "select", "attr", "place",
+    assert set(losses) == {"lm", "chat", "after", "margin", "class", "mask", "dice", "hole", "select", "attr", "place",
                            "tokens", "vtokens"}
     assert totals[-1] < 0.7 * totals[0]
 

@@ -9,7 +9,12 @@ greedy caption decides to go on or end: one token in seven of a caption, and a n
 caption left a thing out (analysis §27; 0 by default, the runs before 40 trained without it). And a
 hinge on every answer token's lead over its runner-up (`margin`, under `MARGIN_LOGITS`; 0 by default):
 the shipped caption of the gallery led its wrong word by 0.2-0.6 logits, where cross-entropy's pull
-is as weak as on a word already won by 5, so any small change to the weights flipped it (§39). The
+is as weak as on a word already won by 5, so any small change to the weights flipped it (§39). And a
+dense mask term in and behind holes (`hole`; 0 by default): on the cells a target encloses without
+covering (a ring's hole, or where a thing on top cuts into the one behind) its query's mask must be
+off, and the query of whatever shows there must be on. The point-sampled mask loss samples mostly
+where a mask is unsure; a ring's mask that fills its hole is sure there, and a star seen through the
+hole is an island its own mask is sure it lacks, so the two errors were rarely sampled (analysis §42). The
 training-only terms, which the inference model never sees (see embedded-training.md for why a
 from-scratch LLM needs them):
 * selection: for a condition with one target (a referring phrase, a visual prompt, a caption
@@ -31,8 +36,10 @@ from-scratch LLM needs them):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 from transformers import Mask2FormerConfig
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
@@ -44,7 +51,8 @@ from .grounding import GROUND_LAYER, AttentionInputs, ground_loss
 from .samples import CATEGORIES, COLOURS, TOKEN_COVER, TOKEN_LABELS, Batch
 
 LOSS_WEIGHTS = {"lm": 2.0, "chat": 2.0, "class": 2.0, "mask": 5.0, "dice": 5.0, "select": 2.0, "attr": 1.0,
-                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0, "after": 0.0, "margin": 0.0}
+                "place": 2.0, "tokens": 1.0, "vtokens": 1.0, "ground": 1.0, "after": 0.0, "margin": 0.0,
+                "hole": 0.0}
 COVER_IOU = 0.5  # selection: a query whose mask overlaps the target this much proposes it
 # A cell with no shape weighs this much against one with a shape in the shape term: 84 % of cells hold
 # none, and with equal weights the head settled on the commonest round shapes (SigLIP's tokens named
@@ -143,6 +151,31 @@ def mask2former_loss(num_points: int) -> Mask2FormerLoss:
                             importance_sample_ratio=0.75, class_weight=LOSS_WEIGHTS["class"],
                             mask_weight=LOSS_WEIGHTS["mask"], dice_weight=LOSS_WEIGHTS["dice"])
     return Mask2FormerLoss(cfg, weight_dict={})
+
+
+def hole_cells(masks: torch.Tensor, grid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """The targets ([N, H, W] canvas masks) on the mask grid ([N, h, w], area-resampled), and the cells
+    the `hole` term charges for each: those it encloses without covering (SciPy's hole filling: a
+    ring's hole, or what a thing drawn on top takes out of the middle of the one behind) and its own
+    cells inside any target's enclosure (a thing seen through a ring's hole)."""
+    cells = F.interpolate(masks[None].float(), size=grid, mode="area")[0] >= 0.5
+    filled = np.array([ndimage.binary_fill_holes(c) for c in cells.cpu().numpy()], dtype=bool).reshape(cells.shape)
+    enclosed = torch.from_numpy(filled).to(cells.device) & ~cells
+    return cells, enclosed | (cells & enclosed.any(0))
+
+
+def _hole_loss(mask_logits: torch.Tensor, holes: list, indices) -> torch.Tensor:
+    """Binary cross-entropy of each matched query's mask against its target on the target's charged
+    cells (`hole_cells`), the mean over all of them (0 where no target encloses a cell)."""
+    logits, targets = [], []
+    for i, (src, tgt) in enumerate(indices):
+        cells, charged = holes[i][0][tgt], holes[i][1][tgt]
+        logits.append(mask_logits[i, src][charged])
+        targets.append(cells[charged])
+    logits, targets = torch.cat(logits), torch.cat(targets)
+    if not logits.numel():
+        return mask_logits.new_zeros(())
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
 
 
 def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: float = 0.1):
@@ -281,7 +314,8 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion, pla
     classes = [torch.tensor(s.classes, dtype=torch.long, device=device) for s in samples]
     mask_labels = [torch.stack(s.masks) if s.masks else torch.zeros(0, *canvas, device=device) for s in samples]
     num_masks = float(max(sum(len(c) for c in classes), 1))  # a batch of absent objects only has none
-    totals = {"class": 0.0, "mask": 0.0, "dice": 0.0}
+    totals = {"class": 0.0, "mask": 0.0, "dice": 0.0, "hole": 0.0}
+    holes = [hole_cells(m, out.mask_logits_lowres[0].shape[-2:]) for m in mask_labels]
     for layer, (hidden, mask_logits) in enumerate(zip(out.hidden, out.mask_logits_lowres)):
         logits = model.segmentor.class_logits(hidden.transpose(0, 1), cond_in, masks_in)
         with torch.no_grad():
@@ -290,6 +324,7 @@ def _segmentation_losses(model, pixels: PixelFeatures, seg_batch, criterion, pla
         m = criterion.loss_masks(mask_logits, mask_labels, indices, num_masks)
         totals["mask"] = totals["mask"] + m["loss_mask"]
         totals["dice"] = totals["dice"] + m["loss_dice"]
+        totals["hole"] = totals["hole"] + _hole_loss(mask_logits, holes, indices)
         if layer == len(out.hidden) - 1:
             totals["select"] = _selection_loss(logits, mask_logits, mask_labels, classes, indices,
                                                [s.selectable for s in samples])
