@@ -63,13 +63,14 @@ def main() -> None:
             for ring, on_thing, on_stuff in rings_here:
                 rings += 1
                 seg = max(segments, key=lambda s: (s.mask & ring).sum(), default=None)
+                mine = seg.mask if seg is not None else np.zeros_like(ring)
                 near = cv2.dilate(ring.view(np.uint8), NEAR).view(bool)
                 parts = (("thing", on_thing), ("stuff", on_stuff), ("near", on_thing & near), ("far", on_thing & ~near))
                 for key, part in parts:
-                    claimed[key][0] += int((seg.mask & part).sum()) if seg is not None else 0
+                    claimed[key][0] += int((mine & part).sum())
                     claimed[key][1] += int(part.sum())
                 if on_thing.any():
-                    per_ring.append(int((seg.mask & on_thing).sum()) / int(on_thing.sum()) if seg is not None else 0.0)
+                    per_ring.append((mine & on_thing).sum() / on_thing.sum())
         shares = ", ".join(f"hole on {k} {claimed[k][0] / max(claimed[k][1], 1):.2f} of {claimed[k][1]} px"
                            for k in ("thing", "stuff"))
         print(f"{name or 'embedded'}: {rings} rings in {len(scenes)} scenes; the ring's segment claims {shares}")

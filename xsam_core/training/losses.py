@@ -153,12 +153,17 @@ def mask2former_loss(num_points: int) -> Mask2FormerLoss:
     return Mask2FormerLoss(cfg, weight_dict={})
 
 
+def grid_cells(masks: torch.Tensor, grid: tuple) -> torch.Tensor:
+    """[N, h, w]: the cells of a mask grid that [N, H, W] masks (any resolution) cover at least half of."""
+    return F.interpolate(masks[None].float(), size=grid, mode="area")[0] >= 0.5
+
+
 def hole_cells(masks: torch.Tensor, grid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """The targets ([N, H, W] canvas masks) on the mask grid ([N, h, w], area-resampled), and the cells
+    """The targets ([N, H, W] canvas masks) on the mask grid (`grid_cells`), and the cells
     the `hole` term charges for each: those it encloses without covering (SciPy's hole filling: a
     ring's hole, or what a thing drawn on top takes out of the middle of the one behind) and its own
     cells inside any target's enclosure (a thing seen through a ring's hole)."""
-    cells = F.interpolate(masks[None].float(), size=grid, mode="area")[0] >= 0.5
+    cells = grid_cells(masks, grid)
     filled = np.array([ndimage.binary_fill_holes(c) for c in cells.cpu().numpy()], dtype=bool).reshape(cells.shape)
     enclosed = torch.from_numpy(filled).to(cells.device) & ~cells
     return cells, enclosed | (cells & enclosed.any(0))
@@ -190,9 +195,9 @@ def _class_loss(logits: torch.Tensor, classes: list, indices, no_object_weight: 
 
 def covering_queries(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[Q, N]: which queries' masks (logits [Q, h, w]) cover which targets (masks [N, H, W], any
-    resolution: area-resampled to the logits' grid), IoU >= COVER_IOU."""
+    resolution: `grid_cells` on the logits' grid), IoU >= COVER_IOU."""
     proposals = mask_logits > 0
-    targets = F.interpolate(targets[None].float(), size=proposals.shape[-2:], mode="area")[0] >= 0.5
+    targets = grid_cells(targets, proposals.shape[-2:])
     inter = (proposals[:, None] & targets[None]).flatten(2).sum(-1)
     union = (proposals[:, None] | targets[None]).flatten(2).sum(-1)
     return inter >= COVER_IOU * union.clamp_min(1)
