@@ -73,3 +73,24 @@ def test_look_weights_must_leave_a_look_to_draw(tmp_path, capsys):
         consistency.main(["--out", str(tmp_path / "run"), "--init", EMBEDDED, "--look-weights", zero])
     assert "no look left" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_mask_side_alone_leaves_what_the_llm_reads_bit_for_bit(tmp_path):
+    out = tmp_path / "run"
+    assert consistency.main(["--out", str(out), "--init", EMBEDDED, "--steps", "2", "--scenes", "2", "--warmup", "1",
+                             "--lr", "1e-3", "--mask-side", "--look-weights", "jpeg=1"]) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"mask_features", "levels"} <= set(rows[0]) and "sam" not in rows[0]  # tokens cannot move: no term
+    start = Predictor.load(EMBEDDED).model
+    side = consistency.mask_side(start.config)
+    assert "segmentor.encoder.layers.5." in side and "segmentor.encoder.layers.4." not in side  # the LLM reads state 5
+    moved = {k for k, v in torch.load(out / "state.pt", weights_only=False)["model"].items()
+             if not torch.equal(v, start.state_dict()[k])}
+    assert moved and all(k.startswith(side) for k in moved), sorted(moved)[:5]
+    assert train.main(["--out", str(out), "--export", str(tmp_path / "model")]) == 0
+    student = Predictor.load(str(tmp_path / "model"), dtype="float32").model
+    (_, _, siglip, sam), *_ = consistency.make_pairs(0, 2, 2, start.config, 0.0, {"jpeg": 1.0})
+    with torch.no_grad():
+        before, after = start.float().encode_images(siglip, sam), student.encode_images(siglip, sam)
+    assert torch.equal(before.image_tokens, after.image_tokens)  # every word the model says stays as it was
+    assert not torch.equal(before.pixels.mask_features, after.pixels.mask_features)

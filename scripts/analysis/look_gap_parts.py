@@ -10,6 +10,9 @@ by handing the Predictor's image cache the parts of the plain image's entry (`in
 * ``own``: as the look's image is answered in the app;
 * ``plain encoding``: with the plain image's encodings (both encoders, the pixel decoder), edges
   snapped to the look's pixels;
+* ``plain tokens``: only what the LLM reads from the plain image (its image tokens and the region
+  sampler's map), the mask decoder's pixel features the look's own;
+* ``plain pixels``: the other half: the look's image tokens, the plain image's pixel features;
 * ``plain edges``: the look's own encodings, edges snapped to the plain image's pixels;
 * ``both plain``: both, which leaves only what else reads the image (nothing in these tasks);
 
@@ -30,8 +33,9 @@ from xsam_core.inference.cache import ImageEntry, image_key  # noqa: E402
 from xsam_core.inference.predictor import Predictor  # noqa: E402
 from xsam_core.inference.processing import load_image  # noqa: E402
 from xsam_core.masks import union  # noqa: E402
+from xsam_core.modeling.model import ImageEncoding  # noqa: E402
 
-WAYS = ("plain image", "own", "plain encoding", "plain edges", "both plain")
+WAYS = ("plain image", "own", "plain encoding", "plain tokens", "plain pixels", "plain edges", "both plain")
 TASKS = ("refseg", "reaseg")
 
 
@@ -51,7 +55,12 @@ def answer_ways(p: Predictor, scene, drawn: np.ndarray, request: dict) -> dict[s
     plain = p.cache.get(image_key(load_image(scene.image)))
     scores["own"] = ask(drawn)
     own = p.cache.get(look_key)
+    def mixed(tokens, pixels):
+        return ImageEncoding(tokens.image_tokens, tokens.seg_map, pixels.pixels)
+
     ways = {"plain encoding": ImageEntry(plain.encoding, plain.scaled, plain.canvas),
+            "plain tokens": ImageEntry(mixed(plain.encoding, own.encoding), own.scaled, own.canvas),
+            "plain pixels": ImageEntry(mixed(own.encoding, plain.encoding), own.scaled, own.canvas),
             "plain edges": ImageEntry(own.encoding, own.scaled, own.canvas, snaps=plain.snaps),
             "both plain": ImageEntry(plain.encoding, plain.scaled, plain.canvas, snaps=plain.snaps)}
     for way, entry in ways.items():

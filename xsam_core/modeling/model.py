@@ -63,7 +63,7 @@ class ImageBatchEncoding:
         return ImageEncoding(self.image_tokens[i : i + 1], self.seg_tokens[i].view(*self.seg_grid, -1), pixels)
 
 
-def _layers_to_run(select: int, num_layers: int) -> int:
+def layers_to_run(select: int, num_layers: int) -> int:
     """hidden_states index → how many layers produce it (index 0 is the embedding output)."""
     return select if select >= 0 else num_layers + 1 + select
 
@@ -119,7 +119,7 @@ class XSamModel(nn.Module):
     def siglip_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """SigLIP `hidden_states[visual_select_layer]` (no post-layernorm), layers beyond it skipped."""
         enc = self.visual_encoder
-        n = _layers_to_run(self.config.visual_select_layer, len(enc.encoder.layers))
+        n = layers_to_run(self.config.visual_select_layer, len(enc.encoder.layers))
         h = enc.embeddings(pixel_values)
         for layer in enc.encoder.layers[:n]:
             h = layer(h, None)
@@ -142,7 +142,7 @@ class XSamModel(nn.Module):
             visual_tokens = self.visual_projector(siglip)
         with timer("sam"):
             n_sam = len(self.segmentor.encoder.layers)
-            select = _layers_to_run(cfg.visual_select_layer, n_sam)
+            select = layers_to_run(cfg.visual_select_layer, n_sam)
             sam_states = self.segmentor.encode(sam_pixels, max(cfg.connector_layers + [n_sam]) if pixels else select)
             seg_tokens = self.seg_projector(sam_states[select])
         grid = shuffled_grid(*sam_states[select].shape[1:3], cfg.seg_downsample_ratio)

@@ -31,13 +31,17 @@ from PIL import Image
 from .. import shapes
 from ..inference.processing import sam_pixels, siglip_pixels
 from ..modeling.config import XSamConfig
-from ..modeling.model import ImageBatchEncoding, XSamModel
+from ..modeling.model import ImageBatchEncoding, XSamModel, layers_to_run
 from .train import HEAD_KEYS, new_run, save_state, schedule, weights_option
 
 # The parameters that make an image's encoding: SigLIP, SAM, their projectors, the connector, the pixel
 # decoder and the refiner (which reads the image's pixels too).
 IMAGE_SIDE = ("visual_encoder.", "visual_projector.", "segmentor.encoder.", "seg_projector.", "seg_connector.",
               "segmentor.pixel_decoder.", "segmentor.refiner.")
+# What only the mask decoder reads (`--mask-side`): SAM's layers past the one the LLM takes its tokens
+# from (`mask_side`), the connector, the pixel decoder and the refiner. Trained alone they leave the
+# LLM's input, and so every word the model says, bit for bit.
+MASK_PATH = ("seg_connector.", "segmentor.pixel_decoder.", "segmentor.refiner.")
 LOOK_WEIGHTS = {look: 1.0 for look in shapes.SAME_PIXEL_LOOKS}
 # The scenes' sizes: plain, or as the size and aspect looks draw them, so that every SAM canvas trains
 # (a canvas the pairs never show is left to drift with the weights the others move).
@@ -65,18 +69,29 @@ def make_pairs(step: int, seed: int, scenes: int, cfg: XSamConfig, plain_share: 
     return [tuple(torch.cat(column) for column in zip(*part)) for part in parts.values()]
 
 
-def encoding_gap(student: ImageBatchEncoding, teacher: ImageBatchEncoding) -> dict[str, torch.Tensor]:
+def mask_side(cfg: XSamConfig) -> tuple[str, ...]:
+    """The parameter prefixes only the mask decoder reads: `MASK_PATH` and SAM's layers after the hidden
+    state the LLM's tokens come from (`visual_select_layer`)."""
+    n_sam = cfg.sam["num_hidden_layers"]
+    select = layers_to_run(cfg.visual_select_layer, n_sam)
+    return (*(f"segmentor.encoder.layers.{i}." for i in range(select, n_sam)), *MASK_PATH)
+
+
+def encoding_gap(student: ImageBatchEncoding, teacher: ImageBatchEncoding,
+                 tokens: bool = True) -> dict[str, torch.Tensor]:
     """Mean squared differences, each relative to the teacher's variance, so that every output counts
-    alike whatever its scale: SigLIP tokens, SAM tokens, mask features and the decoder's levels (one term)."""
+    alike whatever its scale: SigLIP tokens, SAM tokens (unless `tokens` is False: the mask side alone
+    cannot move them), mask features and the decoder's levels (one term)."""
     def gap(a, b):
         return F.mse_loss(a, b) / b.var().clamp_min(1e-8)
 
     s, t = student.pixels, teacher.pixels
     levels = [gap(a, b) for a, b in zip(s.multi_scale_features, t.multi_scale_features)]
+    pixels = {"mask_features": gap(s.mask_features, t.mask_features), "levels": sum(levels) / len(levels)}
+    if not tokens:
+        return pixels
     return {"siglip": gap(student.visual_tokens, teacher.visual_tokens),
-            "sam": gap(student.seg_tokens, teacher.seg_tokens),
-            "mask_features": gap(s.mask_features, t.mask_features),
-            "levels": sum(levels) / len(levels)}
+            "sam": gap(student.seg_tokens, teacher.seg_tokens), **pixels}
 
 
 def load(out: Path, args) -> tuple[XSamModel, XSamModel, dict | None]:
@@ -115,8 +130,9 @@ def train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     student, teacher, state = load(out, args)
+    trained = mask_side(student.config) if args.mask_side else IMAGE_SIDE
     for name, p in student.named_parameters():
-        p.requires_grad_(name.startswith(IMAGE_SIDE))
+        p.requires_grad_(name.startswith(trained))
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)  # decay would pull the warm weights away
     step, elapsed = 0, 0.0
@@ -143,7 +159,7 @@ def train(args) -> None:
                 share = siglip.shape[0] / args.scenes
                 with torch.no_grad():
                     target = teacher.encode_images(plain_siglip, plain_sam)
-                gaps = encoding_gap(student.encode_images(siglip, sam), target)
+                gaps = encoding_gap(student.encode_images(siglip, sam), target, tokens=not args.mask_side)
                 (share * sum(gaps.values())).backward()
                 for k, v in gaps.items():
                     logged[k] = logged.get(k, 0.0) + share * v.item()
@@ -175,6 +191,9 @@ def main(argv=None) -> int:
     ap.add_argument("--look-weights", type=weights_option(LOOK_WEIGHTS, "look"), default=dict(LOOK_WEIGHTS),
                     help="how often each look is drawn, e.g. jpeg=3,outline=0 (0: never; default: all alike, "
                          + ", ".join(shapes.SAME_PIXEL_LOOKS) + ")")
+    ap.add_argument("--mask-side", action="store_true",
+                    help="train only what the mask decoder alone reads (SAM's last layers, the connector, the pixel "
+                         "decoder, the refiner): the LLM's input, and every word, stay bit for bit")
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--clip", type=float, default=1.0)
