@@ -34,14 +34,12 @@ from ..modeling.config import XSamConfig
 from ..modeling.model import ImageBatchEncoding, XSamModel, layers_to_run
 from .train import HEAD_KEYS, new_run, save_state, schedule, weights_option
 
-# The parameters that make an image's encoding: SigLIP, SAM, their projectors, the connector, the pixel
-# decoder and the refiner (which reads the image's pixels too).
-IMAGE_SIDE = ("visual_encoder.", "visual_projector.", "segmentor.encoder.", "seg_projector.", "seg_connector.",
-              "segmentor.pixel_decoder.", "segmentor.refiner.")
 # What only the mask decoder reads (`--mask-side`): SAM's layers past the one the LLM takes its tokens
-# from (`mask_side`), the connector, the pixel decoder and the refiner. Trained alone they leave the
-# LLM's input, and so every word the model says, bit for bit.
+# from (`mask_side`), the connector, the pixel decoder and the refiner (which reads the image's pixels
+# too). Trained alone they leave the LLM's input, and so every word the model says, bit for bit.
 MASK_PATH = ("seg_connector.", "segmentor.pixel_decoder.", "segmentor.refiner.")
+# The parameters that make an image's encoding: SigLIP, SAM, their projectors and the mask path.
+IMAGE_SIDE = ("visual_encoder.", "visual_projector.", "segmentor.encoder.", "seg_projector.", *MASK_PATH)
 LOOK_WEIGHTS = {look: 1.0 for look in shapes.SAME_PIXEL_LOOKS}
 # The scenes' sizes: plain, or as the size and aspect looks draw them, so that every SAM canvas trains
 # (a canvas the pairs never show is left to drift with the weights the others move).
