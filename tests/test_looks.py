@@ -43,6 +43,16 @@ def test_content_follows_the_rules_in_every_look(look):
                 assert nearest == t.colour, (look, t.colour, median)
 
 
+@pytest.mark.parametrize("look", [None, "tones", "texture", "size", "aspect", "outline"])
+def test_wall_and_floor_stay_muted(look):
+    """No wall or floor pixel is as colourful as a thing (channel spread 120 or more): a tint at the
+    ends of the range once wrapped round in uint8 and painted saturated stripes that chat counted."""
+    for i in range(80):
+        scene = S.generate_scene(np.random.default_rng([78, i]), look=look)
+        stuff = np.concatenate([scene.image[m] for m in scene.stuff.values()]).astype(int)
+        assert np.ptp(stuff, axis=1).max() <= 70, (look, i)
+
+
 def test_sizes_and_aspects():
     sides = [scene.image.shape[:2] for scene in scenes("size")]
     assert all(96 <= s <= 640 for hw in sides for s in hw)

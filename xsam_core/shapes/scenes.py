@@ -206,7 +206,9 @@ def _texture(rng: np.random.Generator, h: int, w: int, tint: np.ndarray) -> np.n
     ys = np.arange(h, dtype=np.float32)[:, None] * math.sin(phi)
     light = amplitude * np.sin((xs + ys) * (2 * math.pi / period) + phase)
     light += rng.integers(-3, 4, (h, w))
-    return (tint.astype(np.float32) + light[..., None]).astype(np.uint8)  # stays within 31..229
+    # Clipped: a ``tones`` tint can sit at 0 or 255, where an unclipped cast wraps round and paints
+    # saturated stripes that read as things (11 % of tones scenes before the clip).
+    return np.clip(tint.astype(np.float32) + light[..., None], 0, 255).astype(np.uint8)
 
 
 def generate_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
