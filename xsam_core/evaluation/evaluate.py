@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -144,7 +145,7 @@ def evaluate(predictor: Predictor, root, tasks=None, limit: int | None = None, t
             counts[key] = counts.get(key, 0) + 1
     ev = Evaluator(coco)
     for request in (progress(chosen) if progress else chosen):
-        image = shapes.dataset_image(root, images[request["image_id"]])
+        image = Path(root) / images[request["image_id"]]["file_name"]  # as a user uploads it
         pred = predictor.predict(image, request["task"], request["text"], request["prompts"], threshold=threshold)
         ev.add(request, pred)
     return ev.results()

@@ -48,7 +48,8 @@ def written_as(folder: Path, n: int, seed: int, look: str | None, chat_sets: boo
     if not (folder / "annotations.json").exists():
         return False
     info = shapes.load_dataset(folder)[0]["info"]
-    return (info["n"], info["seed"], info["look"], info.get("chat_sets", False)) == (n, seed, look, chat_sets)
+    return ((info.get("version"), info["n"], info["seed"], info["look"], info.get("chat_sets", False))
+            == (shapes.VERSION, n, seed, look, chat_sets))
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from PIL import Image
 from transformers import DynamicCache
 
 from .. import shapes
@@ -32,7 +33,7 @@ from ..tasks.routing import AUTO, route
 from . import decoding
 from .cache import ByteLRU, ImageEntry, Prefix, image_key
 from .generation import StopRule, generate
-from .processing import load_image, sam_mask, sam_pixels, siglip_pixels
+from .processing import load_for_model, sam_mask, sam_pixels, siglip_pixels
 from .results import Prediction
 from .templates import IMAGE_TURN, conversation, encode_prompt, parse_history
 from .visual_prompts import build_regions, parse_prompts
@@ -136,9 +137,14 @@ class Predictor:
 
     # --- the image -------------------------------------------------------------------------------
 
+    def view(self, image) -> Image.Image:
+        """An image as this model sees it: `load_image`, then a subsampled JPEG's colour fitted to its
+        brightness where the config asks for it (the embedded model's `chroma_fit`)."""
+        return load_for_model(image, self.config.chroma_fit)
+
     def encode(self, image, timings: dict | None = None) -> tuple[ImageEntry, bool]:
         """The image's encodings, from the cache when this image was seen → (entry, cache hit)."""
-        img = load_image(image)
+        img = self.view(image)
         timings = {} if timings is None else timings
         with self._lock, torch.inference_mode():
             return self._image_entry(img, image_key(img), timings)
@@ -197,7 +203,7 @@ class Predictor:
         with self._stage(timings, "preprocess"):
             spec = get_task(task)
             request = check_request(spec, text, parse_prompts(prompts))
-            img = load_image(image)
+            img = self.view(image)
             regions = build_regions(request.prompts, img.height, img.width)
             spec.check_regions(len(regions.masks))
             choices = Choices(seed)

@@ -5,19 +5,27 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import ImageError
 
 MAX_PIXELS = 40_000_000  # beyond this a request is refused: it would take minutes and gigabytes
+# `load_image` marks an image decoded from a JPEG that stores its colour at reduced resolution (4:2:0 or
+# 4:2:2, PIL's and most cameras' default) with this key in its `info`, for `fit_chroma`.
+SUBSAMPLED = "xsam_chroma_subsampled"
+# The fit's regulariser, for planes in [0, 1]: only brightness steps under about 0.003 (1 of 255) count
+# as flat, so nearly every edge that survives in the brightness carries the colour with it.
+CHROMA_EPS = 1e-5
 
 
 def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Any image source (path, bytes, PIL, HxW[xC] array) → an RGB PIL image, upright per EXIF.
 
-    Transparent images are composited on white; 16-bit and float images are scaled to 8 bits.
+    Transparent images are composited on white; 16-bit and float images are scaled to 8 bits. A JPEG
+    with subsampled colour comes back with `info[SUBSAMPLED]` set.
     """
     try:
         if isinstance(src, Image.Image):
@@ -36,12 +44,36 @@ def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
         if w * h > max_pixels:
             raise ImageError(f"the image has {w}×{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        subsampled = img.format == "JPEG" and JpegImagePlugin.get_sampling(img) > 0
+        img = _to_rgb(ImageOps.exif_transpose(img))
+        if subsampled:
+            img.info[SUBSAMPLED] = True
+        return img
     except FileNotFoundError as e:
         raise ImageError(f"no such image file: {src}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"cannot read the image: {e}") from e
+
+
+def load_for_model(src, chroma_fit: int = 0) -> Image.Image:
+    """`load_image`, then, for a model whose config sets `chroma_fit` (the embedded model's), a subsampled
+    JPEG's colour fitted to its brightness within that many pixels. Only a file (path or bytes) or an
+    image `load_image` returned still tells how it was stored: an array is taken as it is."""
+    img = load_image(src)
+    return fit_chroma(img, chroma_fit) if chroma_fit and img.info.get(SUBSAMPLED) else img
+
+
+def fit_chroma(img: Image.Image, radius: int) -> Image.Image:
+    """`img` with its colour planes (YCrCb's Cr and Cb) fitted to its brightness by a guided filter
+    (He et al., 2010; OpenCV contrib, as the mask snap of `tasks/edges.py`) of this radius in pixels.
+
+    A subsampled JPEG keeps brightness at full resolution but colour at half, so every colour edge is
+    smeared over a block of pixels; the fit moves it back onto the brightness edge it belongs to."""
+    ycc = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2YCrCb).astype(np.float32) / 255
+    for c in (1, 2):
+        ycc[..., c] = cv2.ximgproc.guidedFilter(ycc[..., 0], ycc[..., c], radius, CHROMA_EPS)
+    rgb = cv2.cvtColor(np.clip(ycc * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+    return Image.fromarray(rgb)
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

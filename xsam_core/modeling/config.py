@@ -107,6 +107,8 @@ class XSamConfig:
     phrase_words: bool = False  # the embedded model's own: a learnt vector per word, summed into its phrase's condition
     mask_snap: float = 0.0  # the embedded model's own: mask edges snapped to the image within this many
     # mask-grid cells (`tasks/edges.py`; 0 = X-SAM's bilinear upsample)
+    chroma_fit: int = 0  # the embedded model's own: a subsampled JPEG's colour fitted to its brightness
+    # within this many pixels before anything else sees it (`processing.fit_chroma`; 0 = as decoded)
     # processing and generation
     siglip_processor: dict = field(default_factory=lambda: dict(SIGLIP_PROCESSOR))
     sam_processor: dict = field(default_factory=lambda: dict(SAM_PROCESSOR))

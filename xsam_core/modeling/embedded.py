@@ -57,7 +57,7 @@ def embedded_config(vocab_size: int, special_token_ids: dict) -> XSamConfig:
         template="phi3_chat",
         special_token_ids=special_token_ids,
         seg_select_layers=[3, 4, 5, 6], connector_hidden_dim=64, connector_scale_factor=[2, 1, 0.5, 0.25],
-        connector_levels=4, mask_refiner=32, mask_snap=3.0,
+        connector_levels=4, mask_refiner=32, mask_snap=3.0, chroma_fit=3,
         siglip_processor=dict(SIGLIP_PROCESSOR, size=64),
         sam_processor=dict(SAM_PROCESSOR, longest_edge=128),
         max_length=512, max_new_tokens=64, name=NAME,

@@ -2,9 +2,10 @@
 
 Files (``python -m xsam_core shapes generate --out DIR --n N --seed S [--look L]``)
 ------------------------------------------------------------------------------
-``DIR/images/000001.png`` ... and ``DIR/annotations.json``, a COCO-style dict:
+``DIR/images/000001.png`` ... (``.jpg`` in the ``jpeg`` look: the compressed file itself, as a user
+would upload it) and ``DIR/annotations.json``, a COCO-style dict:
 
-* ``info``: ``{"generator": "xsam_core.shapes", "version": 1, "seed": S, "n": N, "look": L}``
+* ``info``: ``{"generator": "xsam_core.shapes", "version": 2, "seed": S, "n": N, "look": L}``
   (``L`` null for the plain renderer);
 * ``images``: ``[{"id", "file_name" (relative to DIR), "width", "height"}]``, ids from 1;
 * ``categories``: ``[{"id", "name", "isthing", "supercategory"}]``, fixed: 1 circle, 2 square,
@@ -38,12 +39,13 @@ import cv2
 import numpy as np
 
 from ..masks import box_xywh, mask_box, mask_to_rle, rle_to_mask
+from . import looks
 from .looks import LOOKS
 from .requests import chat_set, make_tasks
 from .scenes import SHAPES, STUFF, Scene, generate_scene
 
 GENERATOR = "xsam_core.shapes"
-VERSION = 1
+VERSION = 2  # 2: the jpeg look's images are its JPEG files (1 held their decoded pixels as PNG)
 CHAT_SET_STREAM = 1  # the rng stream of --chat-sets, apart from the scene's own
 CHAT_SET_SIZE = 5  # more than any scene's set holds: every question it can ask
 CATEGORIES = [
@@ -88,8 +90,11 @@ def write_dataset(out_dir: str | Path, n: int, seed: int, look: str | None = Non
         rng = np.random.default_rng([seed, index])
         scene = generate_scene(rng, look=look)
         image_id = index + 1
-        file_name = f"images/{image_id:06d}.png"
-        cv2.imwrite(str(out / file_name), scene.image[..., ::-1])  # cv2 writes BGR
+        file_name = f"images/{image_id:06d}.{'jpg' if scene.file else 'png'}"
+        if scene.file:
+            (out / file_name).write_bytes(scene.file)
+        else:
+            cv2.imwrite(str(out / file_name), scene.image[..., ::-1])  # cv2 writes BGR
         h, w = scene.image.shape[:2]
         images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
         offset = len(annotations)
@@ -113,12 +118,10 @@ def load_dataset(root: str | Path) -> tuple[dict, list[dict]]:
 
 
 def dataset_image(root: str | Path, image: dict) -> np.ndarray:
-    """The RGB uint8 array of an ``images`` entry of a dataset folder (its PNG as written, no checks:
-    user images go through ``inference.processing.load_image``)."""
-    bgr = cv2.imread(str(Path(root) / image["file_name"]), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(Path(root) / image["file_name"])
-    return np.ascontiguousarray(bgr[..., ::-1])
+    """The RGB uint8 array of an ``images`` entry of a dataset folder, decoded as the scene's own image
+    was (no checks: user images go through ``inference.processing.load_image``, which a model given
+    the file's path also sees, with what it tells of the file)."""
+    return looks.decode((Path(root) / image["file_name"]).read_bytes())
 
 
 def task_requests(roots, task: str):

@@ -7,7 +7,8 @@ follow the same rules (a thing's mask is the pixels painted for it, before any i
 * ``texture``: strong stripes, checks and grain on the wall and floor;
 * ``noise``: Gaussian pixel noise over the whole image;
 * ``blur``: a Gaussian blur over the whole image;
-* ``jpeg``: JPEG compression at a low quality;
+* ``jpeg``: JPEG compression at a low quality, with PIL's (and most cameras') 4:2:0 colour: the
+  scene keeps the file (`Scene.file`), so a dataset holds it as uploaded;
 * ``size``: image sides anywhere from 96 to 640 px;
 * ``aspect``: a wide or tall image (sides 2-3.5 to 1);
 * ``outline``: every thing drawn with a darker rim of its own colour.
@@ -93,7 +94,17 @@ def finish(image: np.ndarray, look: str | None, rng: np.random.Generator) -> np.
     if look == "blur":
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.5))
     if look == "jpeg":
-        buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format="JPEG", quality=int(rng.integers(25, 61)))
-        return np.asarray(Image.open(buf).convert("RGB")).copy()
+        return decode(jpeg_file(image, rng))
     return image
+
+
+def jpeg_file(image: np.ndarray, rng: np.random.Generator) -> bytes:
+    """``jpeg``: the image as a JPEG file at a random low quality."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(rng.integers(25, 61)))
+    return buf.getvalue()
+
+
+def decode(file: bytes) -> np.ndarray:
+    """An image file's RGB pixels, decoded by PIL as uploads are (`inference.processing.load_image`)."""
+    return np.asarray(Image.open(io.BytesIO(file)).convert("RGB")).copy()

@@ -73,6 +73,7 @@ class Scene:
     image: np.ndarray               # H x W x 3 uint8 RGB
     objects: list[Thing]            # in z-order, ids 1..n
     stuff: dict[str, np.ndarray]    # visible "wall" / "floor" masks (present ones only)
+    file: bytes | None = None       # the image as a file where a look compresses it (``jpeg``)
 
     @property
     def stuff_ids(self) -> dict[str, int]:
@@ -230,12 +231,13 @@ def generate_scene(rng: np.random.Generator, *, width: int | None = None, height
         image[d.visible] = COLOURS[d.colour]
     if look == "outline":
         looks.draw_outlines(image, [d.visible for d in drafts], [COLOURS[d.colour] for d in drafts])
-    image = looks.finish(image, look, rng)
+    file = looks.jpeg_file(image, rng) if look == "jpeg" else None
+    image = looks.decode(file) if file else looks.finish(image, look, rng)
     covered = union((d.visible for d in drafts), (h, w))
     rows = np.arange(h)[:, None] < split
     stuff = {"wall": rows & ~covered, "floor": ~rows & ~covered}
     stuff = {name: m for name, m in stuff.items() if m.any()}
-    return Scene(image, [_thing(i, d) for i, d in enumerate(drafts, 1)], stuff)
+    return Scene(image, [_thing(i, d) for i, d in enumerate(drafts, 1)], stuff, file)
 
 
 # The looks that keep a scene's geometry: `redraw_scene` can draw any plain scene in them.

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .. import shapes
-from ..inference.processing import canvas_shape, sam_mask, sam_pixels, sam_view, siglip_pixels
+from ..inference.processing import canvas_shape, load_for_model, sam_mask, sam_pixels, sam_view, siglip_pixels
 from ..inference.templates import apply_template, encode_prompt
 from ..inference.visual_prompts import build_regions
 from ..masks import union
@@ -234,7 +233,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         n_things = int(rng.integers(CROWDED, shapes.MAX_THINGS + 1)) if crowded and rng.random() < crowded else None
         scene = shapes.generate_scene(rng, n_things=n_things,
                                       look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
-        pil = Image.fromarray(scene.image)
+        pil = load_for_model(scene.file or scene.image, cfg.chroma_fit)  # as `Predictor.view` shows it
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         canvas = tuple(pixels.shape[-2:])
         part = parts.setdefault(canvas, [])
