@@ -83,6 +83,11 @@ def test_the_embedded_model_fits_subsampled_jpegs_only(embedded, predictor, tmp_
     for untouched in (encoded(image, "PNG"), encoded(image, "JPEG", quality=50, subsampling=0), image):
         assert np.array_equal(np.asarray(embedded.view(untouched)), np.asarray(load_image(untouched)))
     assert np.array_equal(np.asarray(predictor.view(jpeg)), np.asarray(load_image(jpeg)))
+    # twice the largest SAM view (288 px) or more: the colour is already finer than the model's views
+    photo = encoded(cv2.resize(image, (576, 400)), "JPEG", quality=50)
+    assert np.array_equal(np.asarray(embedded.view(photo)), np.asarray(load_image(photo)))
+    smaller = encoded(cv2.resize(image, (575, 400)), "JPEG", quality=50)
+    assert not np.array_equal(np.asarray(embedded.view(smaller)), np.asarray(load_image(smaller)))
     # a request sees the fitted image: the second request on the same file is a cache hit of it
     embedded.predict(jpeg, "refseg", "the square")
     assert embedded.encode(jpeg)[1]

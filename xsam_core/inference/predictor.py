@@ -140,7 +140,7 @@ class Predictor:
     def view(self, image) -> Image.Image:
         """An image as this model sees it: `load_image`, then a subsampled JPEG's colour fitted to its
         brightness where the config asks for it (the embedded model's `chroma_fit`)."""
-        return load_for_model(image, self.config.chroma_fit)
+        return load_for_model(image, self.config.chroma_fit, self.config.sam_processor)
 
     def encode(self, image, timings: dict | None = None) -> tuple[ImageEntry, bool]:
         """The image's encodings, from the cache when this image was seen → (entry, cache hit)."""

@@ -55,12 +55,19 @@ def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError(f"cannot read the image: {e}") from e
 
 
-def load_for_model(src, chroma_fit: int = 0) -> Image.Image:
+def load_for_model(src, chroma_fit: int, sam_processor: dict) -> Image.Image:
     """`load_image`, then, for a model whose config sets `chroma_fit` (the embedded model's), a subsampled
     JPEG's colour fitted to its brightness within that many pixels. Only a file (path or bytes) or an
-    image `load_image` returned still tells how it was stored: an array is taken as it is."""
+    image `load_image` returned still tells how it was stored: an array is taken as it is.
+
+    An image at least twice the side of the model's largest SAM view is left alone: its half-resolution
+    colour is then as fine as anything the model sees, and the fit would cost seconds on a photo."""
     img = load_image(src)
-    return fit_chroma(img, chroma_fit) if chroma_fit and img.info.get(SUBSAMPLED) else img
+    if not (chroma_fit and img.info.get(SUBSAMPLED)):
+        return img
+    canvases = sam_processor.get("canvases", [])
+    view = max([sam_processor["longest_edge"]] + [side for canvas in canvases for side in canvas])
+    return fit_chroma(img, chroma_fit) if max(img.size) < 2 * view else img
 
 
 def fit_chroma(img: Image.Image, radius: int) -> Image.Image:

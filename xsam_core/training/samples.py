@@ -233,7 +233,7 @@ def make_batch(step: int, seed: int, scenes: int, per_scene: int, cfg: XSamConfi
         n_things = int(rng.integers(CROWDED, shapes.MAX_THINGS + 1)) if crowded and rng.random() < crowded else None
         scene = shapes.generate_scene(rng, n_things=n_things,
                                       look=shapes.random_look(rng, LOOK_SHARE, look_weights or LOOK_WEIGHTS))
-        pil = load_for_model(scene.file or scene.image, cfg.chroma_fit)  # as `Predictor.view` shows it
+        pil = load_for_model(scene.file or scene.image, cfg.chroma_fit, cfg.sam_processor)  # as `Predictor.view`
         pixels, scaled = sam_pixels(pil, cfg.sam_processor)
         canvas = tuple(pixels.shape[-2:])
         part = parts.setdefault(canvas, [])
