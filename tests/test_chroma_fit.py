@@ -105,3 +105,17 @@ def test_the_jpeg_look_writes_its_jpeg_files(tmp_path):
         assert load_image(path).info[SUBSAMPLED]
     plain = shapes.write_dataset(tmp_path / "plain", 1, seed=8)
     assert plain["images"][0]["file_name"].endswith(".png")
+
+
+def test_the_page_hands_the_model_the_uploaded_jpeg_itself(tmp_path):
+    """The page's image inputs (type filepath, no mode conversion) pass the uploaded file on as it is, so
+    the model reads its subsampling; a re-encoded copy would hide it or add a second compression."""
+    from gradio.data_classes import ImageData
+
+    from app.image_input import image_input
+
+    upload = tmp_path / "upload.jpg"
+    upload.write_bytes(encoded(scene_image(), "JPEG", quality=50))
+    path = image_input(type="filepath", image_mode=None).preprocess(ImageData(path=str(upload), orig_name="photo.jpg"))
+    assert open(path, "rb").read() == upload.read_bytes()
+    assert load_image(path).info[SUBSAMPLED]
