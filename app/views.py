@@ -167,6 +167,8 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     dtype = info.get("dtype", "?") + (f" (LLM {info['llm_weights']})" if info.get("llm_weights") else "")
     line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {dtype} · "
             f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
+    if info.get("colour_fitted"):
+        line += f"  \n{info['colour_fitted'][0].upper()}{info['colour_fitted'][1:]}"
     for note in notes(pred):
         line += f"  \nNote: {note}"
     return line

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.views import status_line
 from xsam_core import shapes
 from xsam_core.inference.predictor import Predictor
 from xsam_core.inference.processing import SUBSAMPLED, fit_chroma, load_image
@@ -88,8 +89,11 @@ def test_the_embedded_model_fits_subsampled_jpegs_only(embedded, predictor, tmp_
     assert np.array_equal(np.asarray(embedded.view(photo)), np.asarray(load_image(photo)))
     smaller = encoded(cv2.resize(image, (575, 400)), "JPEG", quality=50)
     assert not np.array_equal(np.asarray(embedded.view(smaller)), np.asarray(load_image(smaller)))
-    # a request sees the fitted image: the second request on the same file is a cache hit of it
-    embedded.predict(jpeg, "refseg", "the square")
+    # a request sees the fitted image, and says so: the second request on the same file is a cache hit
+    pred = embedded.predict(jpeg, "refseg", "the square")
+    assert pred.info["colour_fitted"] == "subsampled JPEG colour fitted to its brightness (3 px)"
+    assert "Subsampled JPEG colour fitted" in status_line(pred, 1.0)
+    assert "colour_fitted" not in embedded.predict(encoded(image, "PNG"), "refseg", "the square").info
     assert embedded.encode(jpeg)[1]
     assert not embedded.encode(np.asarray(load_image(jpeg)))[1]  # its pixels as an array: not fitted
 

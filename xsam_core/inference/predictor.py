@@ -33,7 +33,7 @@ from ..tasks.routing import AUTO, route
 from . import decoding
 from .cache import ByteLRU, ImageEntry, Prefix, image_key
 from .generation import StopRule, generate
-from .processing import load_for_model, sam_mask, sam_pixels, siglip_pixels
+from .processing import COLOUR_FITTED, load_for_model, sam_mask, sam_pixels, siglip_pixels
 from .results import Prediction
 from .templates import IMAGE_TURN, conversation, encode_prompt, parse_history
 from .visual_prompts import build_regions, parse_prompts
@@ -235,6 +235,8 @@ class Predictor:
                          negative_points=regions.negative_points, turn={"question": current, "answer": pred.raw_text})
         if history:
             pred.info["history"] = {"used": len(turns), "dropped": dropped}
+        if radius := img.info.get(COLOUR_FITTED):  # what the model read differs from the file's pixels
+            pred.info["colour_fitted"] = f"subsampled JPEG colour fitted to its brightness ({radius} px)"
         if request.notes:
             pred.info["ignored"] = request.notes
         self._explain(pred, request.text)

@@ -19,6 +19,8 @@ SUBSAMPLED = "xsam_chroma_subsampled"
 # The fit's regulariser, for planes in [0, 1]: only brightness steps under about 0.003 (1 of 255) count
 # as flat, so nearly every edge that survives in the brightness carries the colour with it.
 CHROMA_EPS = 1e-5
+# ... and `fit_chroma` marks its output with this key, holding the radius, so a result can say so.
+COLOUR_FITTED = "xsam_colour_fitted"
 
 
 def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -80,7 +82,9 @@ def fit_chroma(img: Image.Image, radius: int) -> Image.Image:
     for c in (1, 2):
         ycc[..., c] = cv2.ximgproc.guidedFilter(ycc[..., 0], ycc[..., c], radius, CHROMA_EPS)
     rgb = cv2.cvtColor(np.clip(ycc * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
-    return Image.fromarray(rgb)
+    fitted = Image.fromarray(rgb)
+    fitted.info[COLOUR_FITTED] = radius
+    return fitted
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
