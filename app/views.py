@@ -167,8 +167,6 @@ def status_line(pred: Prediction, total_ms: float) -> str:
     dtype = info.get("dtype", "?") + (f" (LLM {info['llm_weights']})" if info.get("llm_weights") else "")
     line = (f"**{info.get('model', '?')}** · {info.get('device', '?')} · {dtype} · "
             f"{n} mask{'s' if n != 1 else ''} · {cached} · {stages} · **total {total_ms:.0f} ms**")
-    if info.get("colour_fitted"):
-        line += f"  \n{info['colour_fitted'][0].upper()}{info['colour_fitted'][1:]}"
     for note in notes(pred):
         line += f"  \nNote: {note}"
     return line
@@ -185,5 +183,8 @@ def warnings(pred: Prediction) -> list[str]:
 
 
 def notes(pred: Prediction) -> list[str]:
-    """Everything the status line says beyond timings: the warnings, then ignored input."""
-    return [n for n in warnings(pred) + [pred.info.get("note")] + list(pred.info.get("ignored") or []) if n]
+    """Everything the status line says beyond timings: the warnings, then ignored input, then what the
+    model read in place of the image's own pixels."""
+    info = pred.info
+    said = warnings(pred) + [info.get("note")] + list(info.get("ignored") or []) + [info.get("colour_fitted")]
+    return [n for n in said if n]

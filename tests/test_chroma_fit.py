@@ -92,7 +92,7 @@ def test_the_embedded_model_fits_subsampled_jpegs_only(embedded, predictor, tmp_
     # a request sees the fitted image, and says so: the second request on the same file is a cache hit
     pred = embedded.predict(jpeg, "refseg", "the square")
     assert pred.info["colour_fitted"] == "subsampled JPEG colour fitted to its brightness (3 px)"
-    assert "Subsampled JPEG colour fitted" in status_line(pred, 1.0)
+    assert "Note: subsampled JPEG colour fitted to its brightness (3 px)" in status_line(pred, 1.0)
     assert "colour_fitted" not in embedded.predict(encoded(image, "PNG"), "refseg", "the square").info
     assert embedded.encode(jpeg)[1]
     assert not embedded.encode(np.asarray(load_image(jpeg)))[1]  # its pixels as an array: not fitted

@@ -39,18 +39,20 @@ CONTRAST_SCENES = 30  # 45 pairs
 CONTRAST_DIFFER, CONTRAST_BOTH_RIGHT = 0.95, 0.95  # shipped checkpoint: 44 and 43 of 45 pairs
 
 
+def heldout(tmp_path_factory, look: str | None = None) -> dict:
+    root = tmp_path_factory.mktemp(f"heldout-{look or 'plain'}")
+    shapes.write_dataset(root, SCENES, seed=HELDOUT_SEED, look=look)
+    return evaluate(Predictor.load(None), root)
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("heldout")
-    shapes.write_dataset(root, SCENES, seed=HELDOUT_SEED)
-    return evaluate(Predictor.load(None), root)
+    return heldout(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def jpeg_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("heldout-jpeg")
-    shapes.write_dataset(root, SCENES, seed=HELDOUT_SEED, look="jpeg")
-    return evaluate(Predictor.load(None), root)
+    return heldout(tmp_path_factory, "jpeg")
 
 
 def test_checkpoint_fits_the_budget():

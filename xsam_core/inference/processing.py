@@ -67,8 +67,7 @@ def load_for_model(src, chroma_fit: int, sam_processor: dict) -> Image.Image:
     img = load_image(src)
     if not (chroma_fit and img.info.get(SUBSAMPLED)):
         return img
-    canvases = sam_processor.get("canvases", [])
-    view = max([sam_processor["longest_edge"]] + [side for canvas in canvases for side in canvas])
+    view = max(max(canvas) for canvas in sam_canvases(sam_processor))
     return fit_chroma(img, chroma_fit) if max(img.size) < 2 * view else img
 
 
@@ -128,15 +127,20 @@ def siglip_pixels(img: Image.Image, proc: dict) -> torch.Tensor:
     return _normalise(arr, proc["mean"], proc["std"])
 
 
+def sam_canvases(proc: dict) -> list[tuple[int, int]]:
+    """Every (H, W) canvas of SAM's input: X-SAM's square of side `longest_edge`, then the embedded
+    model's `canvases`, each either way up."""
+    longest = proc["longest_edge"]
+    return [(longest, longest)] + [c for H, W in proc.get("canvases", []) for c in ((H, W), (W, H))]
+
+
 def sam_view(h: int, w: int, proc: dict) -> tuple[tuple[int, int], tuple[int, int]]:
     """Where an h x w image goes on SAM's input: ((h, w) scaled, (H, W) of the zero-padded canvas).
 
     X-SAM's view is a square of side `longest_edge`. The embedded model may list other `canvases`
     ((H, W) pixels, each also used transposed): an image then takes the canvas that enlarges it most,
     the smaller one on a tie, so a 3.5:1 image fills 224 x 64 rather than a third of 128 x 128."""
-    longest = proc["longest_edge"]
-    options = [(longest, longest)] + [c for H, W in proc.get("canvases", []) for c in ((H, W), (W, H))]
-    canvas = max(options, key=lambda c: (min(c[0] / h, c[1] / w), -c[0] * c[1]))
+    canvas = max(sam_canvases(proc), key=lambda c: (min(c[0] / h, c[1] / w), -c[0] * c[1]))
     scale = min(canvas[0] / h, canvas[1] / w)
     scaled = (min(int(h * scale + 0.5), canvas[0]), min(int(w * scale + 0.5), canvas[1]))
     return scaled, canvas
