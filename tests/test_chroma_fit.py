@@ -6,7 +6,7 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from app.views import status_line
 from xsam_core import shapes
@@ -25,19 +25,45 @@ def encoded(image: np.ndarray, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("fmt, kw, subsampled", [
-    ("JPEG", {}, True),  # PIL's default: 4:2:0
-    ("JPEG", {"subsampling": 1}, True),  # 4:2:2
-    ("JPEG", {"subsampling": 0}, False),  # 4:4:4: colour at full resolution
-    ("PNG", {}, False),
-    ("WEBP", {"quality": 60}, False),  # lossy, but not a JPEG: left alone
+@pytest.mark.parametrize("fmt, kw, grid", [
+    ("JPEG", {}, (2, 2, 0, 0)),  # PIL's default: 4:2:0, a colour sample per 2 x 2 pixels
+    ("JPEG", {"subsampling": 1}, (1, 2, 0, 0)),  # 4:2:2: per 1 x 2
+    ("JPEG", {"subsampling": 0}, None),  # 4:4:4: colour at full resolution
+    ("PNG", {}, None),
+    ("WEBP", {"quality": 60}, None),  # lossy, but not a JPEG: left alone
 ])
-def test_load_image_marks_subsampled_jpegs(tmp_path, fmt, kw, subsampled):
+def test_load_image_marks_subsampled_jpegs(tmp_path, fmt, kw, grid):
     data = encoded(scene_image(), fmt, **kw)
     path = tmp_path / f"image.{fmt.lower()}"
     path.write_bytes(data)
     for source in (data, path, str(path)):
-        assert bool(load_image(source).info.get(SUBSAMPLED)) is subsampled
+        assert load_image(source).info.get(SUBSAMPLED) == grid
+
+
+# EXIF orientation → the transpose that shows the stored image upright (as `ImageOps.exif_transpose`)
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT))
+@pytest.mark.parametrize("subsampling", [2, 1])
+def test_a_rotated_jpeg_is_fitted_on_its_own_colour_blocks(orientation, subsampling):
+    """A phone photo is stored sideways with an EXIF orientation, and the colour blocks follow the stored
+    image: with odd sides, a reversed axis starts with a partial block. Fitting the upright image must
+    equal fitting the stored one and then turning it upright."""
+    stored = scene_image(7)[:217, :263]  # odd sides
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    upright = load_image(encoded(stored, "JPEG", quality=40, subsampling=subsampling, exif=exif.tobytes()))
+    turned = fit_chroma(load_image(encoded(stored, "JPEG", quality=40, subsampling=subsampling)), 3)
+    expected = np.asarray(turned.transpose(UPRIGHT[orientation])).astype(int)
+    off = np.abs(np.asarray(fit_chroma(upright, 3)).astype(int) - expected)
+    assert off.max() <= 2 and off.mean() < 1e-3  # float rounding: a pixel or two, by a level or two
+    fy, fx, y0, x0 = upright.info[SUBSAMPLED]
+    if y0 or x0:  # the blocks taken from the top left instead: visibly off
+        upright.info[SUBSAMPLED] = (fy, fx, 0, 0)
+        assert np.abs(np.asarray(fit_chroma(upright, 3)).astype(int) - expected).mean() > 0.01  # measured 0.03-0.05
 
 
 def test_a_grey_jpeg_is_not_marked():
@@ -50,7 +76,8 @@ def test_a_grey_jpeg_is_not_marked():
 def test_fit_brings_colour_back_onto_the_shapes_edges():
     """On scenes saved at quality 40 with 4:2:0 colour, the fitted colour planes are closer to the drawn
     ones than the decoded planes, most of all within 2 px of the shapes' edges (measured over 20 scenes:
-    14.2 → 11.2 there, 1.83 → 1.53 over the whole image, in 8-bit Cr/Cb)."""
+    14.2 → 10.1 there, 1.83 → 1.45 over the whole image, in 8-bit Cr/Cb; the fit without its rounds of
+    restoring the stored block means reached 11.2 and 1.53)."""
     colour = lambda a: cv2.cvtColor(np.asarray(a), cv2.COLOR_RGB2YCrCb).astype(float)  # noqa: E731
     kernel = np.ones((5, 5), np.uint8)
     errors = []
@@ -66,7 +93,7 @@ def test_fit_brings_colour_back_onto_the_shapes_edges():
         # brightness stays: only rounding and colours pushed out of RGB's range move it
         assert np.abs(off[1][..., 0] - off[0][..., 0]).mean() < 0.5
     rim_decoded, rim_fitted, all_decoded, all_fitted = np.mean(errors, 0)
-    assert rim_fitted < 0.85 * rim_decoded
+    assert rim_fitted < 0.75 * rim_decoded  # measured over these 6 scenes: 0.70 (0.79 without the rounds)
     assert all_fitted < all_decoded
 
 

@@ -8,17 +8,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import ImageError
 
 MAX_PIXELS = 40_000_000  # beyond this a request is refused: it would take minutes and gigabytes
 # `load_image` marks an image decoded from a JPEG that stores its colour at reduced resolution (4:2:0 or
-# 4:2:2, PIL's and most cameras' default) with this key in its `info`, for `fit_chroma`.
+# 4:2:2, PIL's and most cameras' default) with this key in its `info`, holding the colour's block grid
+# in the upright image, (fy, fx, y0, x0): block height and width, and where the first whole block starts.
 SUBSAMPLED = "xsam_chroma_subsampled"
+# `JpegImagePlugin.get_sampling`'s layouts: 1 = 4:2:2 (colour at half width), 2 = 4:2:0 (half width and
+# height), as (rows, columns) of pixels per stored colour sample.
+SAMPLING_BLOCKS = {1: (1, 2), 2: (2, 2)}
 # The fit's regulariser, for planes in [0, 1]: only brightness steps under about 0.003 (1 of 255) count
 # as flat, so nearly every edge that survives in the brightness carries the colour with it.
 CHROMA_EPS = 1e-5
+# Rounds of fitting, then restoring each block's mean to what the file stored (held-out JPEG scenes: the
+# colour error within 2 px of the shapes' edges 11.0 with the fit alone, 10.2 after one round, 9.9
+# after three, no better after six; analysis §48).
+CHROMA_ROUNDS = 3
 # ... and `fit_chroma` marks its output with this key, holding the radius, so a result can say so.
 COLOUR_FITTED = "xsam_colour_fitted"
 
@@ -46,10 +54,10 @@ def load_image(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
         if w * h > max_pixels:
             raise ImageError(f"the image has {w}×{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
         img.load()
-        subsampled = img.format == "JPEG" and JpegImagePlugin.get_sampling(img) > 0
+        grid = _colour_blocks(img) if img.format == "JPEG" else None
         img = _to_rgb(ImageOps.exif_transpose(img))
-        if subsampled:
-            img.info[SUBSAMPLED] = True
+        if grid:
+            img.info[SUBSAMPLED] = grid
         return img
     except FileNotFoundError as e:
         raise ImageError(f"no such image file: {src}") from e
@@ -72,18 +80,60 @@ def load_for_model(src, chroma_fit: int, sam_processor: dict) -> Image.Image:
 
 
 def fit_chroma(img: Image.Image, radius: int) -> Image.Image:
-    """`img` with its colour planes (YCrCb's Cr and Cb) fitted to its brightness by a guided filter
-    (He et al., 2010; OpenCV contrib, as the mask snap of `tasks/edges.py`) of this radius in pixels.
+    """A subsampled JPEG as `load_image` marks it, with its colour planes (YCrCb's Cr and Cb) fitted to
+    its brightness by a guided filter (He et al., 2010; OpenCV contrib, as the mask snap of
+    `tasks/edges.py`) of this radius in pixels.
 
-    A subsampled JPEG keeps brightness at full resolution but colour at half, so every colour edge is
-    smeared over a block of pixels; the fit moves it back onto the brightness edge it belongs to."""
+    The file keeps brightness at full resolution but colour as one mean per block of pixels, so every
+    colour edge is smeared over a block; the fit moves it back onto the brightness edge it belongs to.
+    Each round then puts back what the fit moved between blocks (iterative back-projection, as in
+    super-resolution: every block's mean is again the stored one), so the next fit starts closer."""
+    grid = img.info[SUBSAMPLED]
     ycc = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2YCrCb).astype(np.float32) / 255
-    for c in (1, 2):
-        ycc[..., c] = cv2.ximgproc.guidedFilter(ycc[..., 0], ycc[..., c], radius, CHROMA_EPS)
+    colour = np.ascontiguousarray(ycc[..., 1:])
+    stored = _block_means(colour, grid)
+    fit = cv2.ximgproc.createGuidedFilter(np.ascontiguousarray(ycc[..., 0]), radius, CHROMA_EPS)
+    for _ in range(CHROMA_ROUNDS):
+        colour = fit.filter(colour)
+        colour = colour + _spread(stored - _block_means(colour, grid), grid, colour.shape[:2])
+    ycc[..., 1:] = fit.filter(colour)
     rgb = cv2.cvtColor(np.clip(ycc * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
     fitted = Image.fromarray(rgb)
     fitted.info[COLOUR_FITTED] = radius
     return fitted
+
+
+def _colour_blocks(jpeg: Image.Image) -> tuple[int, int, int, int] | None:
+    """A JPEG's colour block grid (fy, fx, y0, x0) once its EXIF orientation is applied, or None when
+    its colour is at full resolution. Blocks start at the stored image's top left; an orientation that
+    reverses an axis moves a partial block to the start of it."""
+    block = SAMPLING_BLOCKS.get(JpegImagePlugin.get_sampling(jpeg))
+    if block is None:
+        return None
+    orientation = jpeg.getexif().get(ExifTags.Base.Orientation, 1)
+    (fy, fx), (h, w) = block, (jpeg.height, jpeg.width)
+    if orientation in (5, 6, 7, 8):  # the axes swap
+        fy, fx, h, w = fx, fy, w, h
+    y0 = h % fy if orientation in (3, 4, 7, 8) else 0  # rows reversed
+    x0 = w % fx if orientation in (2, 3, 6, 7) else 0  # columns reversed
+    return fy, fx, y0, x0
+
+
+def _block_means(planes: np.ndarray, grid: tuple) -> np.ndarray:
+    """[h, w, C] → each colour block's mean, as the JPEG encoder takes it (edges repeated to fill a block)."""
+    fy, fx, y0, x0 = grid
+    h, w = planes.shape[:2]
+    rows, cols = -(-(h + y0) // fy), -(-(w + x0) // fx)
+    padded = cv2.copyMakeBorder(planes, y0, rows * fy - h - y0, x0, cols * fx - w - x0, cv2.BORDER_REPLICATE)
+    return cv2.resize(padded, (cols, rows), interpolation=cv2.INTER_AREA)  # whole blocks: their exact means
+
+
+def _spread(blocks: np.ndarray, grid: tuple, shape: tuple) -> np.ndarray:
+    """Block values back onto the pixels, bilinear between block centres (libjpeg's upsampling)."""
+    fy, fx, y0, x0 = grid
+    rows, cols = blocks.shape[:2]
+    up = cv2.resize(blocks, (cols * fx, rows * fy), interpolation=cv2.INTER_LINEAR)
+    return up[y0:y0 + shape[0], x0:x0 + shape[1]]
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
