@@ -89,7 +89,7 @@ def fit_chroma(img: Image.Image, radius: int) -> Image.Image:
     Each round then puts back what the fit moved between blocks (iterative back-projection, as in
     super-resolution: every block's mean is again the stored one), so the next fit starts closer."""
     grid = img.info[SUBSAMPLED]
-    ycc = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2YCrCb).astype(np.float32) / 255
+    ycc = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2YCrCb).astype(np.float32) / 255  # RGB, as loaded
     colour = np.ascontiguousarray(ycc[..., 1:])
     stored = _block_means(colour, grid)
     fit = cv2.ximgproc.createGuidedFilter(np.ascontiguousarray(ycc[..., 0]), radius, CHROMA_EPS)
