@@ -43,7 +43,7 @@ from transformers import DynamicCache
 
 from ..inference.predictor import Predictor
 from ..inference.results import STAGES
-from ..modeling.quantize import MODES
+from ..modeling.quantize import MODES, Int8Linear
 from ..tasks.common import to_canvas, to_original
 
 ANSWER = "Sure, it is <SEG>."
@@ -83,7 +83,8 @@ def load(model: str, device: str | None = None, quantize: str | None = None):
 
 def phi3_random(device: str | None = None, quantize: str | None = None):
     """The released Phi-3 X-SAM architecture, random bf16 weights, with `phi3_tokenizer`, on `device`
-    (default cpu), its LLM decoder optionally quantised (`quantize`, as `Predictor.load` does it)."""
+    (default cpu), its LLM decoder optionally quantised and the rest then in the dtype `Predictor.load`
+    gives it (`quantize`)."""
     from ..inference.predictor import build_model
     from ..modeling.config import preset
 
@@ -91,9 +92,12 @@ def phi3_random(device: str | None = None, quantize: str | None = None):
     model = random_init(build_model(cfg, torch.bfloat16, "sdpa"))
     device = device or "cpu"
     if quantize:  # before .to(device): bitsandbytes quantises on the move
+        from ..inference.predictor import quantized_rest_dtype
         from ..modeling.quantize import quantize_llm
 
-        quantize_llm(model, quantize, torch.bfloat16, device)
+        rest = quantized_rest_dtype(device, quantize, model.state_dict())
+        quantize_llm(model, quantize, rest, device)
+        model.to(rest)  # what stays unquantised, as Predictor.load chooses it
     return Predictor(model.to(device), phi3_tokenizer(), name="xsam-phi3 (random weights)")
 
 
@@ -205,19 +209,22 @@ def save_phi3(folder: str) -> dict:
     return {"folder": folder}
 
 
-def load_scenario(folder: str) -> dict:
-    """Load the saved folder as a user would (`Predictor.load`, dtype auto): time and peak RSS against the
-    bytes of the weights it holds."""
+def load_scenario(folder: str, quantize: str | None = None) -> dict:
+    """Load the saved folder as a user would (`Predictor.load`, dtype auto, `quantize`): time and peak RSS
+    against the bytes of the weights it holds (int8 ones included)."""
     before = _rss_mb()
     t = time.perf_counter()
-    pred = Predictor.load(folder)
+    pred = Predictor.load(folder, quantize=quantize)
     seconds = time.perf_counter() - t
-    tensors = {p.data_ptr(): p for p in pred.model.state_dict().values()}.values()  # tied weights once
-    weights_mb = sum(p.numel() * p.element_size() for p in tensors) / 2**20
+    tensors = {p.data_ptr(): p for p in pred.model.state_dict().values()  # tied weights once
+               if isinstance(p, torch.Tensor)}.values()  # (an int8 layer also lists its packing's dtype)
+    int8 = [m.int8_weight() for m in pred.model.modules() if isinstance(m, Int8Linear)]
+    weights_mb = sum(p.numel() * p.element_size() for p in [*tensors, *int8]) / 2**20
     peak = _peak_rss_mb()
     return {"model": "phi3", "scenario": "load", "load_s": round(seconds, 1), "weights_mb": round(weights_mb),
             "peak_rss_mb": round(peak), "rss_before_mb": round(before),
-            "peak_over_weights": round(peak / weights_mb, 3), "dtype": str(pred.model.dtype).replace("torch.", "")}
+            "peak_over_weights": round(peak / weights_mb, 3), "dtype": str(pred.model.dtype).replace("torch.", ""),
+            "quantize": quantize}
 
 
 def run_worker(model: str, scenario: str, repeats: int, device: str | None = None, quantize: str | None = None) -> dict:
@@ -336,14 +343,14 @@ def main(argv=None) -> int:
     if args.worker:
         model, scenario = args.worker
         if scenario in ("save", "load"):  # MODEL is the folder
-            print(json.dumps(save_phi3(model) if scenario == "save" else load_scenario(model)))
+            print(json.dumps(save_phi3(model) if scenario == "save" else load_scenario(model, args.quantize)))
         else:
             print(json.dumps(worker(model, scenario, args.repeats, args.device, args.quantize)))
         return 0
     if args.load:
         print("# phi3 save, load ...", file=sys.stderr, flush=True)
         run_worker(args.load, "save", 1)
-        print(json.dumps(run_worker(args.load, "load", 1)), flush=True)
+        print(json.dumps(run_worker(args.load, "load", 1, quantize=args.quantize)), flush=True)
     if args.extras:
         print(extras_line(refusal_and_render_timings()), flush=True)
     if not args.models:  # --models "": the extras only

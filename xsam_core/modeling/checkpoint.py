@@ -131,8 +131,10 @@ def _archive_name(key: str) -> str:
     return next(iter(to_archive_keys({key: None})))
 
 
-def load_weights(model: torch.nn.Module, sd: dict, dtype: torch.dtype | None = None) -> None:
-    """Strictly load an official-layout (or module-layout) state dict, casting floats to `dtype`."""
+def load_weights(model: torch.nn.Module, sd: dict, dtype: torch.dtype | None = None, as_stored=None) -> None:
+    """Strictly load an official-layout (or module-layout) state dict, casting floats to `dtype`, except
+    the tensors for which `as_stored(key, shape)` holds (kept as the file has them: what is quantised next
+    need not be copied to a wider dtype first)."""
     sd = to_module_keys(sd)
     problems = check_keys(model, sd)
     if problems:
@@ -140,8 +142,9 @@ def load_weights(model: torch.nn.Module, sd: dict, dtype: torch.dtype | None = N
         more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
         raise CheckpointError(f"checkpoint does not match the model ({len(problems)} problems):\n  {head}{more}")
     tied = _tied_keys(model)
-    sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in sd.items()
-          if k not in tied}
+    cast = dtype is not None
+    sd = {k: (v.to(dtype) if cast and v.is_floating_point() and not (as_stored and as_stored(k, v.shape)) else v)
+          for k, v in sd.items() if k not in tied}
     model.load_state_dict(sd, strict=False, assign=True)
     if hasattr(model, "llm") and model.llm.config.tie_word_embeddings:
         model.llm.tie_weights()

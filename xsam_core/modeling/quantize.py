@@ -1,9 +1,10 @@
 """Optional 8-bit / 4-bit LLM weights: bitsandbytes on GPUs, torch's own int8 kernels on CPUs.
 
 Only the LLM's decoder layers are quantised (q/k/v/o and MLP projections: ~95 % of the released
-model's weights); embeddings, lm_head, both image encoders, projectors and the mask decoder stay in
-bf16, where their small size buys accuracy. bitsandbytes quantises when the model moves to its
-device, so call `quantize_llm` before `.to(device)`.
+model's weights); embeddings, lm_head, both image encoders, projectors and the mask decoder keep a
+float dtype, where their small size buys accuracy: bf16 beside the GPU modes, and beside int8-cpu
+float32 on a CPU that emulates bf16 (`Predictor.load`). bitsandbytes quantises when the model moves
+to its device, so call `quantize_llm` before `.to(device)`.
 
 Modes:
 * "8bit" / "4bit" — bitsandbytes LLM.int8() / nf4, for GPUs with less memory;
@@ -91,7 +92,7 @@ def _bnb_quantized(bnb, linear: nn.Linear, mode: str, compute_dtype: torch.dtype
 class Int8Linear(nn.Module):
     """A Linear with int8 per-output-channel weights, run by torch's dynamic quantised Linear.
 
-    Those kernels take and return float32; the wrapper casts so the rest of the model can stay bf16."""
+    Those kernels take and return float32; the wrapper casts so the rest of the model can be bf16 too."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
