@@ -42,6 +42,10 @@ def banner(service: Service, logging_on: bool) -> str:
             "wrong, a small shape is sometimes taken for its neighbour, and captions misname about one "
             "object in seven (scores in its model card). **It cannot** handle real photos: for those run "
             "`python app.py --model hao9610/X-SAM` on a GPU.")
+    if info.get("emulated_bf16"):
+        lines.append("This CPU has no native bf16 (AVX512-BF16 or AMX) and emulates it, many times slower than "
+                     "float32" + ("." if info.get("llm_weights") else ": `--quantize int8-cpu` runs the LLM in "
+                                  "int8 and the rest in float32 where memory allows."))
     if logging_on:
         lines.append("**Notice: this server logs requests** (your images, prompts and results) to disk.")
     else:

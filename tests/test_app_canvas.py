@@ -186,7 +186,19 @@ def test_banner_says_what_runs_and_whether_requests_are_logged(tmp_path):
     assert "xsam-tiny-shapes" in embedded and "It cannot" in embedded and "hao9610/X-SAM" in embedded
     assert "not logged" in embedded
     other = banner(Service(_Predictor("xsam-phi3"), log_dir=str(tmp_path)), logging_on=True)
-    assert "It cannot" not in other and "logs requests" in other
+    assert "It cannot" not in other and "logs requests" in other and "emulates" not in other
+
+
+def test_banner_points_a_cpu_that_emulates_bf16_to_int8(monkeypatch):
+    from app.layout import banner
+    from app.service import Service
+
+    info = {"model": "xsam-phi3", "device": "cpu", "dtype": "bfloat16", "emulated_bf16": True}
+    monkeypatch.setattr(_Predictor, "describe", lambda self: info)
+    assert "--quantize int8-cpu" in banner(Service(_Predictor("xsam-phi3")), logging_on=False)
+    info["llm_weights"] = "int8-cpu"  # already quantised, the rest in bf16 for want of memory: no advice
+    text = banner(Service(_Predictor("xsam-phi3")), logging_on=False)
+    assert "emulates" in text and "--quantize" not in text
 
 
 def test_requests_are_logged_only_with_a_log_dir(tmp_path):

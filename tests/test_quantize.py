@@ -65,6 +65,7 @@ def test_int8_cpu_rest_is_float32_where_bf16_is_emulated(ref_model, monkeypatch,
     pred = Predictor.load(str(ref_model), device="cpu", quantize="int8-cpu")
     assert pred.quantized == "int8-cpu"
     assert {p.dtype for p in pred.model.parameters()} == {rest}  # the int8 layers hold no parameters
+    assert pred.describe().get("emulated_bf16", False) == (rest == torch.bfloat16 and not native_bf16)
     assert pred.predict(ref_model / "cases" / "refseg" / "image.png", "refseg", "the red box").text
 
 

@@ -136,6 +136,8 @@ class Predictor:
             info["llm_weights"] = self.quantized
         if self.config.mask_snap:
             info["mask_snap"] = self.config.mask_snap  # mask edges snapped to the image (`tasks/edges.py`)
+        if self.device.type == "cpu" and self.model.dtype == torch.bfloat16 and not native_bf16():
+            info["emulated_bf16"] = True  # many times slower than float32 here (README, "On a CPU")
         return info
 
     @property
