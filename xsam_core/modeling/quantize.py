@@ -97,7 +97,8 @@ class Int8Linear(nn.Module):
     def __init__(self, linear: nn.Linear):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        fp32 = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        # a float32 Linear to quantise from; skip_init: a random init would be overwritten (a quarter of the time)
+        fp32 = torch.nn.utils.skip_init(nn.Linear, self.in_features, self.out_features, bias=linear.bias is not None)
         with torch.no_grad():
             fp32.weight.copy_(linear.weight)
             if linear.bias is not None:
