@@ -216,11 +216,11 @@ def load_scenario(folder: str, quantize: str | None = None) -> dict:
     t = time.perf_counter()
     pred = Predictor.load(folder, quantize=quantize)
     seconds = time.perf_counter() - t
+    peak = _peak_rss_mb()  # before anything below allocates
     tensors = {p.data_ptr(): p for p in pred.model.state_dict().values()  # tied weights once
                if isinstance(p, torch.Tensor)}.values()  # (an int8 layer also lists its packing's dtype)
-    int8 = [m.int8_weight() for m in pred.model.modules() if isinstance(m, Int8Linear)]
-    weights_mb = sum(p.numel() * p.element_size() for p in [*tensors, *int8]) / 2**20
-    peak = _peak_rss_mb()
+    int8 = sum(m.in_features * m.out_features for m in pred.model.modules() if isinstance(m, Int8Linear))
+    weights_mb = (sum(p.numel() * p.element_size() for p in tensors) + int8) / 2**20  # int8: a byte a weight
     return {"model": "phi3", "scenario": "load", "load_s": round(seconds, 1), "weights_mb": round(weights_mb),
             "peak_rss_mb": round(peak), "rss_before_mb": round(before),
             "peak_over_weights": round(peak / weights_mb, 3), "dtype": str(pred.model.dtype).replace("torch.", ""),
