@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from xsam_core.inference.processing import load_image
+from xsam_core.inference.results import STAGES
 from xsam_core.inference.visual_prompts import mask_from_image
 from xsam_core.tasks import TASKS, get_task
 from xsam_core.tasks.routing import spec
@@ -26,6 +27,29 @@ from .service import Service
 
 # Where visual prompts added in a task that reads none take the user: the task of one visual prompt.
 PROMPT_TASK = next(name for name, t in TASKS.items() if t.regions == (1, 1))
+
+
+# What the progress bar says while a stage runs: the released model on a CPU spends minutes on a request.
+STAGE_WORDS = {
+    "preprocess": "Reading the image and the request…",
+    "siglip": "Encoding the image (SigLIP)…",
+    "sam": "Encoding the image (SAM)…",
+    "pixel_decoder": "Building the mask features…",
+    "sampler": "Reading the visual prompts…",
+    "prefill": "Reading the prompt (LLM)…",
+    "decode": "Writing the answer…",
+    "mask_decoder": "Decoding the masks…",
+    "postprocess": "Finishing the masks…",
+}
+
+
+def stage_progress(progress):
+    """`on_stage(name)` for the Predictor: moves `progress` from 0.1 to 0.8 through the stages, in their order."""
+
+    def on_stage(name: str) -> None:
+        progress(0.1 + 0.7 * STAGES.index(name) / len(STAGES), desc=STAGE_WORDS[name])
+
+    return on_stage
 
 
 def parse_seed(text: str | None) -> int | None:
@@ -181,7 +205,8 @@ class Handlers:
                            title="No image", print_exception=False)
         conversation = list(conversation or []) if follow_up else []  # off: this run starts a new conversation
         pred, total = self.service.predict(canvas.image, task, text, canvas.prompts(task), threshold,
-                                           parse_seed(seed), history=[t["turn"] for t in conversation])
+                                           parse_seed(seed), history=[t["turn"] for t in conversation],
+                                           on_stage=stage_progress(progress))
         progress(0.8, desc="Rendering…")
         outdir, img = files.request_dir(), load_image(canvas.image)
         downloads = views.exports(pred, img, outdir, alpha)

@@ -174,7 +174,7 @@ class _Predictor:
     def describe(self):
         return {"model": self.name, "device": "cpu", "dtype": "float32"}
 
-    def predict(self, image, task, text, prompts, threshold=0.5, seed=None, history=None):
+    def predict(self, image, task, text, prompts, threshold=0.5, seed=None, history=None, on_stage=None):
         return Prediction(task=task, text="sure", image_size=(100, 200))
 
 
@@ -219,3 +219,41 @@ def test_without_spaces_the_runner_is_the_plain_function():
 
     run = gpu.model_runner(_Predictor())
     assert gpu.spaces is None and run.__name__ == "run"
+
+
+def test_on_zerogpu_the_stage_callback_stays_behind(monkeypatch):
+    """ZeroGPU pickles the arguments to its GPU worker: the page's progress callback (a closure) must not
+    go with them, and the request still runs."""
+    import pickle
+    import types
+
+    from app import gpu
+
+    def fake_gpu(duration):
+        def wrap(fn):
+            return lambda *args, **kw: fn(*pickle.loads(pickle.dumps(args)), **pickle.loads(pickle.dumps(kw)))
+        return wrap
+
+    monkeypatch.setattr(gpu, "spaces", types.SimpleNamespace(GPU=fake_gpu))
+    run = gpu.model_runner(_Predictor())
+    pred = run("img.png", "chat", "hi", [], 0.5, None, [], on_stage=lambda name: None)
+    assert pred.text == "sure"
+
+
+def test_a_run_moves_the_progress_bar_through_the_model_stages(canvas, predictor):
+    """What the page shows while a request runs (minutes for the released model on a CPU): each stage's
+    words in turn, the bar only moving forward, then the rendering."""
+    from app.handlers import STAGE_WORDS, Handlers
+    from app.service import Service
+    from conftest import Forced
+
+    shown = []
+    Handlers(Service(Forced(predictor))).run(canvas, "refseg", "the box", 0.5, "", 0.5, False, [],
+                                             progress=lambda fraction, desc: shown.append((fraction, desc)))
+    words = [desc for _, desc in shown]
+    for stage in ("sam", "prefill", "decode", "mask_decoder", "postprocess"):
+        assert STAGE_WORDS[stage] in words
+    assert words.index(STAGE_WORDS["sam"]) < words.index(STAGE_WORDS["prefill"]) < words.index(
+        STAGE_WORDS["mask_decoder"]) and words[-1] == "Rendering…"
+    fractions = [f for f, _ in shown]
+    assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] <= 0.8

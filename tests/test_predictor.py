@@ -18,6 +18,7 @@ from pycocotools import mask as mask_utils
 from xsam_core.inference.predictor import Predictor
 from xsam_core.inference.processing import ImageError, load_image
 from xsam_core.inference.render import overlay
+from xsam_core.inference.results import STAGES
 from xsam_core.inference.visual_prompts import VisualPromptError
 from xsam_core.masks import mask_to_rle
 from xsam_core.tasks import PromptError
@@ -147,6 +148,19 @@ def test_second_request_hits_the_image_cache(predictor):
     assert second.text == first.text and second.scores == first.scores
     assert all(np.array_equal(a, b) for a, b in zip(first.masks, second.masks, strict=True))
 
+
+def test_on_stage_hears_each_stage_that_runs_in_order(predictor):
+    """The page's progress bar follows these calls: every timed stage is announced as it starts, in the
+    order of STAGES, and a cached image announces no encoder."""
+    img = unique_image(3)
+    for cached in (False, True):
+        heard = []
+        pred = predictor.predict(img, "intseg", prompts=[{"kind": "point", "x": 20, "y": 20}],
+                                 force_answer="Sure, <SEG>.", on_stage=heard.append)
+        order = [s for i, s in enumerate(heard) if i == 0 or heard[i - 1] != s]  # prefill runs in two parts
+        assert order == [s for s in STAGES if s in pred.timings] and set(heard) == pred.timings.keys()
+        assert pred.info["image_cached"] is cached and ("sam" in heard) is not cached
+        assert {"sampler", "prefill", "decode", "mask_decoder", "postprocess"} <= set(heard)
 
 def same_output(a, b) -> bool:
     return (a.text == b.text and a.raw_text == b.raw_text and np.allclose(a.scores, b.scores)

@@ -34,7 +34,7 @@ from . import decoding
 from .cache import ByteLRU, ImageEntry, Prefix, image_key
 from .generation import StopRule, generate
 from .processing import COLOUR_FITTED, load_for_model, sam_mask, sam_pixels, siglip_pixels
-from .results import Prediction
+from .results import Prediction, StageTimings
 from .templates import IMAGE_TURN, conversation, encode_prompt, parse_history
 from .visual_prompts import build_regions, parse_prompts
 
@@ -198,11 +198,12 @@ class Predictor:
 
     def predict(self, image, task: str, text: str = "", prompts=None, threshold: float = 0.5,
                 seed: int | None = None, max_new_tokens: int | None = None,
-                force_answer: str | None = None, history: list[dict] | None = None) -> Prediction:
+                force_answer: str | None = None, history: list[dict] | None = None, on_stage=None) -> Prediction:
         """Run one request. The task's rules decide what of `text` and `prompts` it reads (`check_request`);
         `force_answer` replaces greedy decoding by the given answer (teacher forcing); `history` holds the
         earlier turns of a conversation on this image (each result's `info["turn"]`), oldest first: as
-        many of the latest as the context allows go into the prompt.
+        many of the latest as the context allows go into the prompt. `on_stage(name)` is called as each
+        stage of `results.STAGES` that runs starts.
 
         `task="auto"`: the rules of `tasks/routing.py` pick the task (and the text it reads); the
         prediction is that task's, with `info["ran_as"]` = {task, title, reason, text}."""
@@ -210,10 +211,10 @@ class Predictor:
             items = parse_prompts(prompts)
             chosen = route(text, items)
             pred = self.predict(image, chosen.task, chosen.text, items, threshold, seed, max_new_tokens, force_answer,
-                                history)
+                                history, on_stage)
             pred.info["ran_as"] = chosen.info()
             return pred
-        timings: dict[str, float] = {}
+        timings = StageTimings(on_stage)
         with self._stage(timings, "preprocess"):
             spec = get_task(task)
             request = check_request(spec, text, parse_prompts(prompts))
@@ -254,7 +255,7 @@ class Predictor:
         if request.notes:
             pred.info["ignored"] = request.notes
         self._explain(pred, request.text)
-        pred.timings = timings
+        pred.timings = dict(timings)
         return pred
 
     def _fit(self, question: str, turns: list[dict], num_image_tokens: int):
@@ -274,6 +275,8 @@ class Predictor:
 
     @contextmanager
     def _stage(self, timings: dict, name: str):
+        if on_stage := getattr(timings, "on_stage", None):
+            on_stage(name)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()

@@ -19,6 +19,15 @@ STAGES = ("preprocess", "siglip", "sam", "pixel_decoder", "sampler", "prefill", 
           "postprocess")
 
 
+class StageTimings(dict):
+    """Milliseconds per stage, and whom to tell as each stage starts: `on_stage(name)`, e.g. a page's
+    progress bar while the released model spends minutes on a CPU."""
+
+    def __init__(self, on_stage=None):
+        super().__init__()
+        self.on_stage = on_stage
+
+
 @dataclass
 class Prediction:
     task: str

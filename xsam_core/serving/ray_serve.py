@@ -93,11 +93,11 @@ class RemotePredictor:
 
 
 def deployment_runner(handle):
-    """`run(image, task, text, prompts, threshold, seed, history) -> Prediction` through the deployment,
-    like `app.gpu.model_runner`: the image travels as its file's bytes (replicas may be on other nodes),
-    with its content hash for the router."""
+    """`run(image, task, text, prompts, threshold, seed, history, on_stage) -> Prediction` through the
+    deployment, like `app.gpu.model_runner`: the image travels as its file's bytes (replicas may be on other
+    nodes), with its content hash for the router. `on_stage` is not called: stages run in the replica."""
 
-    def run(image, task: str, text: str, prompts, threshold: float, seed: int | None, history=None):
+    def run(image, task: str, text: str, prompts, threshold: float, seed: int | None, history=None, on_stage=None):
         data = bytes(image) if isinstance(image, (bytes, bytearray)) else Path(image).read_bytes()
         status, value = handle.run.remote(data, task, text, prompts, threshold, seed, history,
                                           **{KEY_ARG: content_key(data)}).result(timeout_s=REQUEST_TIMEOUT_S)
