@@ -152,7 +152,7 @@ def test_second_request_hits_the_image_cache(predictor):
 def test_on_stage_hears_each_stage_that_runs_in_order(predictor):
     """The page's progress bar follows these calls: every timed stage is announced as it starts, in the
     order of STAGES, and a cached image announces no encoder."""
-    img = unique_image(3)
+    img = unique_image(4)
     for cached in (False, True):
         heard = []
         pred = predictor.predict(img, "intseg", prompts=[{"kind": "point", "x": 20, "y": 20}],
@@ -161,6 +161,7 @@ def test_on_stage_hears_each_stage_that_runs_in_order(predictor):
         assert order == [s for s in STAGES if s in pred.timings] and set(heard) == pred.timings.keys()
         assert pred.info["image_cached"] is cached and ("sam" in heard) is not cached
         assert {"sampler", "prefill", "decode", "mask_decoder", "postprocess"} <= set(heard)
+
 
 def same_output(a, b) -> bool:
     return (a.text == b.text and a.raw_text == b.raw_text and np.allclose(a.scores, b.scores)
