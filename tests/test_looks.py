@@ -130,6 +130,20 @@ def test_robustness_command_scores_every_look(tmp_path, capsys):
     assert "chat_sets" not in info()
 
 
+def test_robustness_scores_only_the_tasks_asked(tmp_path, capsys):
+    from xsam_core.evaluation import robustness
+
+    out = tmp_path / "r.json"
+    args = ["--n", "2", "--looks", "plain,jpeg", "--data", str(tmp_path), "--json", str(out)]
+    assert robustness.main([*args, "--tasks", "refseg,genseg/panoptic"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["look", "refseg", "PQ", "PQth"]
+    assert [line.split()[0] for line in printed] == ["look", "plain", "jpeg", "diff"]  # no chat questions line
+    scores = json.loads(out.read_text())["scores"]
+    assert {look: set(row) for look, row in scores.items()} == {"plain": {"refseg", "PQ", "PQth"},
+                                                              "jpeg": {"refseg", "PQ", "PQth"}}
+
+
 @pytest.mark.parametrize("look", S.SAME_PIXEL_LOOKS)
 def test_a_redrawn_scene_keeps_its_things_where_they_were(look):
     """`redraw_scene` draws a plain scene in a look with the same things at the same pixels: the

@@ -2,6 +2,7 @@
 another way (`shapes.looks`)?
 
     python -m xsam_core robustness --n 60 --seed 987654321 [--model DIR] [--json out.json] [--one-question]
+                                   [--tasks refseg,reaseg,...]
 
 Writes one shapes-world folder per look (plain renderer first) under --data (a temporary folder by
 default; a folder already there is used when it was written with the same n, seed, look and chat
@@ -9,7 +10,8 @@ questions), evaluates the model on each with `evaluate`, and prints one row per 
 metric of every task and its difference from the plain scenes, then how many questions each chat cell
 holds. Every scene is asked its whole chat set (`shapes.write_dataset`'s ``chat_sets``): asked one
 question a scene, as before, a chat cell of 60 scenes holds 15-24 questions and one answer moves it by
-about 0.05; ``--one-question`` measures that way again.
+about 0.05; ``--one-question`` measures that way again. ``--tasks`` scores only those tasks (a run that
+trained the mask side alone leaves every word, and so chat, as it was) and prints only their columns.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ CHAT_KINDS = ("count", "colour", "exists")
 
 
 def headline(results: dict) -> dict[str, float]:
-    return {col: results.get(task, {}).get(metric, float("nan")) for col, (task, metric) in HEADLINES.items()}
+    """The headline columns of the tasks that were scored."""
+    return {col: results[task][metric] for col, (task, metric) in HEADLINES.items() if metric in results.get(task, {})}
 
 
 def chat_questions(results: dict) -> dict[str, int]:
@@ -54,11 +57,12 @@ def written_as(folder: Path, n: int, seed: int, look: str | None, chat_sets: boo
 
 def table(rows: dict[str, dict[str, float]]) -> str:
     plain = rows.get("plain", {})
-    lines = [f"{'look':8s} " + " ".join(f"{c:>7s}" for c in HEADLINES)]
+    columns = [c for c in HEADLINES if all(c in row for row in rows.values())]
+    lines = [f"{'look':8s} " + " ".join(f"{c:>7s}" for c in columns)]
     for look, row in rows.items():
-        lines.append(f"{look:8s} " + " ".join(f"{row[c]:7.3f}" for c in HEADLINES))
+        lines.append(f"{look:8s} " + " ".join(f"{row[c]:7.3f}" for c in columns))
         if look != "plain" and plain:
-            lines.append(f"{'  diff':8s} " + " ".join(f"{row[c] - plain[c]:+7.3f}" for c in HEADLINES))
+            lines.append(f"{'  diff':8s} " + " ".join(f"{row[c] - plain[c]:+7.3f}" for c in columns))
     return "\n".join(lines)
 
 
@@ -76,6 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="folder for the generated sets (kept; default: a temporary one)")
     ap.add_argument("--json", help="write the headline scores here")
     ap.add_argument("--one-question", action="store_true", help="one chat question a scene, not its chat set")
+    ap.add_argument("--tasks", help="comma-separated task keys to score (as `evaluate --task`; default: all)")
     args = ap.parse_args(argv)
     chat_sets = not args.one_question
     predictor = Predictor.load(args.model)
@@ -86,11 +91,12 @@ def main(argv=None) -> int:
             folder, drawn = root / look, None if look == "plain" else look
             if not written_as(folder, args.n, args.seed, drawn, chat_sets):
                 shapes.write_dataset(folder, args.n, args.seed, drawn, chat_sets)
-            results = evaluate(predictor, folder)
+            results = evaluate(predictor, folder, tasks=args.tasks.split(",") if args.tasks else None)
             rows[look], questions[look] = headline(results), chat_questions(results)
             print(f"# {look} done", file=sys.stderr)
     print(table(rows))
-    print(questions_line(questions))
+    if any("chat" in row for row in rows.values()):
+        print(questions_line(questions))
     if args.json:
         Path(args.json).write_text(json.dumps({"model": predictor.name, "n": args.n, "seed": args.seed,
                                                "chat_sets": chat_sets, "scores": rows, "chat_questions": questions},
