@@ -401,11 +401,14 @@ def test_a_few_steps_reduce_the_loss(bf16, tmp_path):
     assert totals[-1] < 0.7 * totals[0]
 
 
-def test_training_resumes_and_exports(tmp_path):
+def test_training_resumes_and_exports(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     args = ["--out", str(out), "--steps", "2", "--scenes", "1", "--per-scene", "2", "--minutes", "5"]
     assert train.main(args) == 0
+    assert "--bf16" not in capsys.readouterr().err
+    monkeypatch.setattr(train, "native_bf16", lambda: False)  # as on an AVX2-only CPU
     assert train.main(args[:3] + ["3"] + args[4:] + ["--bf16"]) == 0  # resumes at step 2, runs one more
+    assert "warning: --bf16 on a CPU without AVX512-BF16 or AMX" in capsys.readouterr().err
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert train.main(["--out", str(out), "--export", str(tmp_path / "model")]) == 0
