@@ -442,7 +442,7 @@ def main(argv=None) -> int:
         export(Path(args.out), Path(args.export))
         return 0
     if args.bf16 and torch.device(args.device).type == "cpu" and not native_bf16():
-        # a 40-min run trained 1/9 of its steps this way before it was noticed (analysis §52)
+        # emulated bf16 is slower, not faster: say so before a run spends its hours that way (analysis §52)
         print("warning: --bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated there, and a step takes "
               "9-20x longer than in float32 (measured: a joint step 2.2 s -> 45 s, the mask side's alone "
               "2.0 s -> 18 s); leave --bf16 out", file=sys.stderr)
