@@ -139,9 +139,10 @@ def test_robustness_scores_only_the_tasks_asked(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split() == ["look", "refseg", "PQ", "PQth"]
     assert [line.split()[0] for line in printed] == ["look", "plain", "jpeg", "diff"]  # no chat questions line
-    scores = json.loads(out.read_text())["scores"]
-    assert {look: set(row) for look, row in scores.items()} == {"plain": {"refseg", "PQ", "PQth"},
-                                                              "jpeg": {"refseg", "PQ", "PQth"}}
+    written = json.loads(out.read_text())
+    assert {look: set(row) for look, row in written["scores"].items()} == {"plain": {"refseg", "PQ", "PQth"},
+                                                                         "jpeg": {"refseg", "PQ", "PQth"}}
+    assert written["chat_questions"] == {}  # no chat asked, so no question counts
 
 
 @pytest.mark.parametrize("look", S.SAME_PIXEL_LOOKS)

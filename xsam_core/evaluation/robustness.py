@@ -92,10 +92,12 @@ def main(argv=None) -> int:
             if not written_as(folder, args.n, args.seed, drawn, chat_sets):
                 shapes.write_dataset(folder, args.n, args.seed, drawn, chat_sets)
             results = evaluate(predictor, folder, tasks=args.tasks.split(",") if args.tasks else None)
-            rows[look], questions[look] = headline(results), chat_questions(results)
+            rows[look] = headline(results)
+            if "chat" in results:
+                questions[look] = chat_questions(results)
             print(f"# {look} done", file=sys.stderr)
     print(table(rows))
-    if any("chat" in row for row in rows.values()):
+    if questions:
         print(questions_line(questions))
     if args.json:
         Path(args.json).write_text(json.dumps({"model": predictor.name, "n": args.n, "seed": args.seed,
