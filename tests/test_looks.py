@@ -168,3 +168,18 @@ def test_a_redrawn_scene_keeps_its_things_where_they_were(look):
     assert changed == 8
     with pytest.raises(ValueError, match="geometry"):
         S.redraw_scene(plain, "size", rng)
+
+
+@pytest.mark.parametrize("look", S.SAME_PIXEL_LOOKS)
+def test_a_look_that_keeps_the_geometry_holds_the_plain_scene_and_its_requests(look):
+    """A held-out look is scored against plain request for request: from the same rng, the scene in a
+    look that keeps the geometry holds the plain scene's things, and the requests drawn after it are the
+    plain scene's, while its pixels differ."""
+    for i in range(6):
+        plain_rng, look_rng = np.random.default_rng([91, i]), np.random.default_rng([91, i])
+        plain, drawn = S.generate_scene(plain_rng), S.generate_scene(look_rng, look=look)
+        assert [t.shape for t in drawn.objects] == [t.shape for t in plain.objects]
+        assert all((a.mask == b.mask).all() for a, b in zip(drawn.objects, plain.objects))
+        assert (drawn.image != plain.image).any()
+        assert S.make_tasks(drawn, look_rng, 1) == S.make_tasks(plain, plain_rng, 1)
+        assert (drawn.file is not None) == (look == "jpeg")

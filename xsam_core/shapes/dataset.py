@@ -5,7 +5,7 @@ Files (``python -m xsam_core shapes generate --out DIR --n N --seed S [--look L]
 ``DIR/images/000001.png`` ... (``.jpg`` in the ``jpeg`` look: the compressed file itself, as a user
 would upload it) and ``DIR/annotations.json``, a COCO-style dict:
 
-* ``info``: ``{"generator": "xsam_core.shapes", "version": 2, "seed": S, "n": N, "look": L}``
+* ``info``: ``{"generator": "xsam_core.shapes", "version": 3, "seed": S, "n": N, "look": L}``
   (``L`` null for the plain renderer);
 * ``images``: ``[{"id", "file_name" (relative to DIR), "width", "height"}]``, ids from 1;
 * ``categories``: ``[{"id", "name", "isthing", "supercategory"}]``, fixed: 1 circle, 2 square,
@@ -19,7 +19,10 @@ would upload it) and ``DIR/annotations.json``, a COCO-style dict:
 * ``tasks``: the requests below, ``id`` from 1, annotation ids global to the file.
 
 Item ``i`` (0-based) of a file is ``generate_scene(rng, look=L)`` then ``make_tasks(scene, rng)`` with
-``rng = numpy.random.default_rng([seed, i])``, so the same seed gives byte-identical files.
+``rng = numpy.random.default_rng([seed, i])``, so the same seed gives byte-identical files. In a look
+that keeps the geometry (``tones``, ``texture``, ``noise``, ``blur``, ``jpeg``, ``outline``) item ``i``
+holds the plain file's things and requests, drawn another way: a look's score is compared with plain's
+request for request.
 
 With ``--chat-sets`` (``info["chat_sets"]`` true) each scene's one chat question is replaced by its whole
 `chat_set` (the count, "is there" for a present and an absent shape, up to two colours) drawn from
@@ -45,7 +48,8 @@ from .requests import chat_set, make_tasks
 from .scenes import SHAPES, STUFF, Scene, generate_scene
 
 GENERATOR = "xsam_core.shapes"
-VERSION = 2  # 2: the jpeg look's images are its JPEG files (1 held their decoded pixels as PNG)
+VERSION = 3  # 3: a look that keeps the geometry holds the plain scene's things and requests; 2: the jpeg
+# look's images are its JPEG files (1 held their decoded pixels as PNG)
 CHAT_SET_STREAM = 1  # the rng stream of --chat-sets, apart from the scene's own
 CHAT_SET_SIZE = 5  # more than any scene's set holds: every question it can ask
 CATEGORIES = [

@@ -87,14 +87,13 @@ def draw_outlines(image: np.ndarray, masks: list[np.ndarray], colours: list[tupl
 
 
 def finish(image: np.ndarray, look: str | None, rng: np.random.Generator) -> np.ndarray:
-    """The image-wide effects (``noise``, ``blur``, ``jpeg``) on a drawn image; others pass through."""
+    """The image-wide effects ``noise`` and ``blur`` on a drawn image; others pass through (``jpeg`` keeps
+    its file: `jpeg_file`, then `decode`)."""
     if look == "noise":
         noisy = image.astype(np.float32) + rng.normal(0, rng.uniform(4, 12), image.shape)
         return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
     if look == "blur":
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.5))
-    if look == "jpeg":
-        return decode(jpeg_file(image, rng))
     return image
 
 

@@ -18,7 +18,7 @@ visible ``wall`` and ``floor`` masks tile the image.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -215,29 +215,34 @@ def _texture(rng: np.random.Generator, h: int, w: int, tint: np.ndarray) -> np.n
 def generate_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
                    n_things: int | None = None, look: str | None = None) -> Scene:
     """A random scene; same rng state gives the same scene. Sizes and thing count may be fixed;
-    `look` (one of `looks.LOOKS`) draws it another way, with the same rules for its content."""
+    `look` (one of `looks.LOOKS`) draws it another way, with the same rules for its content.
+
+    A look that keeps the geometry (`SAME_PIXEL_LOOKS`) draws the plain scene from `rng`, then redraws
+    it with a stream spawned from `rng` (spawning leaves `rng`'s own draws as they were): the scene
+    holds the plain renderer's things, and what `rng` draws next (the requests) is the plain scene's
+    too, so a look's held-out score differs from plain's by the look alone, not by other requests."""
     looks.check_look(look)
+    if look in SAME_PIXEL_LOOKS:
+        look_rng = rng.spawn(1)[0]
+        scene = generate_scene(rng, width=width, height=height, n_things=n_things)
+        image, file = _draw_in_look(scene, look, look_rng)
+        return replace(scene, image=image, file=file)
     w, h = (width, height) if width and height else looks.image_size(rng, look, IMAGE_SIDE)
     w, h = width or w, height or h
     split = int(rng.uniform(0.3, 0.7) * h)
-    wall_tint, floor_tint = _stuff_tints(rng, looks.wide_tint if look == "tones" else None)
-    texture = looks.strong_texture if look == "texture" else _texture
+    wall_tint, floor_tint = _stuff_tints(rng)
     image = np.empty((h, w, 3), np.uint8)
-    image[:split] = texture(rng, split, w, wall_tint)
-    image[split:] = texture(rng, h - split, w, floor_tint)
+    image[:split] = _texture(rng, split, w, wall_tint)
+    image[split:] = _texture(rng, h - split, w, floor_tint)
 
     drafts = _place_things(rng, h, w, n_things or int(rng.integers(1, MAX_THINGS + 1)))
     for d in drafts:
         image[d.visible] = COLOURS[d.colour]
-    if look == "outline":
-        looks.draw_outlines(image, [d.visible for d in drafts], [COLOURS[d.colour] for d in drafts])
-    file = looks.jpeg_file(image, rng) if look == "jpeg" else None
-    image = looks.decode(file) if file else looks.finish(image, look, rng)
     covered = union((d.visible for d in drafts), (h, w))
     rows = np.arange(h)[:, None] < split
     stuff = {"wall": rows & ~covered, "floor": ~rows & ~covered}
     stuff = {name: m for name, m in stuff.items() if m.any()}
-    return Scene(image, [_thing(i, d) for i, d in enumerate(drafts, 1)], stuff, file)
+    return Scene(image, [_thing(i, d) for i, d in enumerate(drafts, 1)], stuff)
 
 
 # The looks that keep a scene's geometry: `redraw_scene` can draw any plain scene in them.
@@ -250,6 +255,11 @@ def redraw_scene(scene: Scene, look: str, rng: np.random.Generator) -> np.ndarra
     the image-wide effect applied, so that a model can be shown one scene drawn two ways."""
     if look not in SAME_PIXEL_LOOKS:
         raise ValueError(f"{look!r} changes the scene's geometry; redraw only in {', '.join(SAME_PIXEL_LOOKS)}")
+    return _draw_in_look(scene, look, rng)[0]
+
+
+def _draw_in_look(scene: Scene, look: str, rng: np.random.Generator) -> tuple[np.ndarray, bytes | None]:
+    """`redraw_scene`'s image, with the file it was decoded from where the look compresses it."""
     image = scene.image.copy()
     h, w = image.shape[:2]
     if look in ("tones", "texture"):
@@ -259,4 +269,7 @@ def redraw_scene(scene: Scene, look: str, rng: np.random.Generator) -> np.ndarra
             image[mask] = texture(rng, h, w, tint)[mask]
     elif look == "outline":
         looks.draw_outlines(image, [t.mask for t in scene.objects], [COLOURS[t.colour] for t in scene.objects])
-    return looks.finish(image, look, rng)
+    if look == "jpeg":
+        file = looks.jpeg_file(image, rng)
+        return looks.decode(file), file
+    return looks.finish(image, look, rng), None
