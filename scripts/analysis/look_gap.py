@@ -1,9 +1,9 @@
 """Issue 10: a look's gap from plain, request by request, with its uncertainty.
 
-    python scripts/analysis/look_gap.py --data runs/robust200v3/plain runs/robust200v3/jpeg [--model DIR]
+    python scripts/analysis/look_gap.py --data runs/robust200v3/plain runs/robust200v3/jpeg [...] [--model DIR]
 
-Two folders written from the same seed (`robustness --n 200 --seed 987654321 --data runs/robust200v3`),
-the first plain. For referring, reasoning and the grounded captions' objects named right, both scores,
+Folders written from the same seed (`robustness --n 200 --seed 987654321 --data runs/robust200v3`), the
+first plain, each other one a look. For referring, reasoning and the grounded captions' objects named right, both scores,
 their difference and a 95 % bootstrap interval of it (10,000 resamples). Where the folders hold the same
 requests (a look that keeps the geometry, dataset version 3 or later) the requests are resampled as
 pairs, so the interval is that of the look alone; otherwise (size, aspect) each folder is resampled on
@@ -58,9 +58,7 @@ def ratio(rows: np.ndarray) -> np.ndarray:
     return rows[..., 0].sum(-1) / rows[..., 1].sum(-1)
 
 
-def main(argv=None) -> int:
-    (plain_dir, look_dir), pred = folders_and_predictor(__doc__, argv)
-    plain, look = request_scores(pred, Path(plain_dir)), request_scores(pred, Path(look_dir))
+def gaps(plain: dict, look: dict) -> None:
     rng = np.random.default_rng(0)
     for task, (name, _) in CELLS.items():
         (pk, p), (lk, q) = plain[task], look[task]
@@ -72,6 +70,15 @@ def main(argv=None) -> int:
         print(f"{task} {name}: look {ratio(q):.4f}, plain {ratio(p):.4f}, difference {ratio(q) - ratio(p):+.4f} "
               f"(95 % interval {lo:+.4f} to {hi:+.4f}; {'paired' if paired else 'independent'} resampling of "
               f"{len(q)} and {len(p)} requests)")
+
+
+
+def main(argv=None) -> int:
+    (plain_dir, *look_dirs), pred = folders_and_predictor(__doc__, argv)
+    plain = request_scores(pred, Path(plain_dir))
+    for look_dir in look_dirs:
+        print(look_dir)
+        gaps(plain, request_scores(pred, Path(look_dir)))
     return 0
 
 
