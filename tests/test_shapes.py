@@ -440,7 +440,7 @@ def test_task_requests_give_each_request_its_image_and_annotations(dataset):
 
 def test_file_matches_the_scenes(dataset):
     coco, tasks = S.load_dataset(dataset)
-    assert coco["info"] == {"generator": "xsam_core.shapes", "version": 2, "seed": 3, "n": 12, "look": None}
+    assert coco["info"] == {"generator": "xsam_core.shapes", "version": 3, "seed": 3, "n": 12, "look": None}
     assert [(c["id"], c["name"], c["isthing"]) for c in coco["categories"]] == \
         [(1, "circle", 1), (2, "square", 1), (3, "triangle", 1), (4, "star", 1), (5, "ring", 1),
          (6, "cross", 1), (7, "wall", 0), (8, "floor", 0)]

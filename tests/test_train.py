@@ -592,8 +592,10 @@ def test_the_margin_term_is_spent_once_every_answer_token_leads_by_the_margin(ru
 
 def test_the_ground_term_moves_the_head_onto_the_named_thing(tmp_path):
     model, tokenizer = train.new_run(tmp_path, seed=0)
-    (batch,) = train.make_batch(2, 0, 2, 3, model.config, tokenizer)  # two grounded captions
-    assert sum(s.task == "gcgseg" for s in batch.samples) == 2
+    # step 1's two grounded captions; on the smallest things the term moves slower (steps 0-4 all fall,
+    # by 15-75 % in 10 updates), so the batch is fixed, not drawn
+    (batch,) = train.make_batch(1, 0, 2, 1, model.config, tokenizer, task_weights={"gcgseg": 1})
+    assert [s.task for s in batch.samples] == ["gcgseg", "gcgseg"]
     heads = train.TrainingHeads(model.config)
     opt = torch.optim.AdamW(model.llm.parameters(), lr=3e-3)
     values = []
