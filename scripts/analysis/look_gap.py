@@ -3,11 +3,11 @@
     python scripts/analysis/look_gap.py --data runs/robust200v3/plain runs/robust200v3/jpeg [...] [--model DIR]
 
 Folders written from the same seed (`robustness --n 200 --seed 987654321 --data runs/robust200v3`), the
-first plain, each other one a look. For referring, reasoning and the grounded captions' objects named right, both scores,
-their difference and a 95 % bootstrap interval of it (10,000 resamples). Where the folders hold the same
-requests (a look that keeps the geometry, dataset version 3 or later) the requests are resampled as
-pairs, so the interval is that of the look alone; otherwise (size, aspect) each folder is resampled on
-its own. A cell near the issue's −0.05 can so be told from the spread of one draw of 200 scenes.
+first plain, each other one a look. For referring, reasoning and the grounded captions' objects named
+right: both scores, their difference and a 95 % bootstrap interval of it (10,000 resamples). Where the
+folders hold the same requests (a look that keeps the geometry, dataset version 3 or later) the requests
+are resampled as pairs, so the interval is that of the look alone; otherwise (size, aspect) each folder
+is resampled on its own. A cell near the issue's −0.05 can so be told from the spread of one draw.
 Analysis §53.
 """
 
@@ -70,7 +70,6 @@ def gaps(plain: dict, look: dict) -> None:
         print(f"{task} {name}: look {ratio(q):.4f}, plain {ratio(p):.4f}, difference {ratio(q) - ratio(p):+.4f} "
               f"(95 % interval {lo:+.4f} to {hi:+.4f}; {'paired' if paired else 'independent'} resampling of "
               f"{len(q)} and {len(p)} requests)")
-
 
 
 def main(argv=None) -> int:
